@@ -1,0 +1,3 @@
+"""SRE Copilot: an event-sourced incident backend."""
+
+__version__ = "0.1.0"

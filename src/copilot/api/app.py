@@ -1,0 +1,58 @@
+"""The REST application on :8580: routes under /api/v1, docs at /docs and /redoc."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from copilot import __version__
+from copilot.api.auth import AuthController, principal_dependency
+from copilot.api.errors import exception_handlers
+from copilot.api.projects import ProjectsController
+from copilot.api.ratelimit import RateLimitMiddleware
+from copilot.api.throttle import LoginThrottle
+from copilot.bootstrap import Container
+
+__all__ = ["create_api_app"]
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@get("/healthz", operation_id="healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
+    settings = container.settings
+    throttle = LoginThrottle(per_email=settings.login_attempts_per_window,
+                             per_address=settings.login_attempts_per_window * 5)
+    api = Router(
+        path="/api/v1",
+        route_handlers=[AuthController, ProjectsController],
+        dependencies={"principal": principal_dependency()},
+    )
+    return Litestar(
+        route_handlers=[api, healthz],
+        dependencies={
+            "container": Provide(lambda: container, use_cache=True, sync_to_thread=False),
+            "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers,
+        middleware=[DefineMiddleware(RateLimitMiddleware, limit_per_minute=settings.rate_limit_per_minute)],
+        openapi_config=OpenAPIConfig(
+            title="SRE Copilot",
+            version=__version__,
+            path="/",
+            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=CORSConfig(allow_origins=[], allow_credentials=True),
+        **litestar_options,
+    )

@@ -1,0 +1,139 @@
+"""Request and response bodies: one family per resource, validated by msgspec."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "Email",
+    "LoginBody",
+    "LoginRequest",
+    "MemberCreate",
+    "MemberRead",
+    "MemberRoleUpdate",
+    "ProjectCreate",
+    "ProjectRead",
+    "ProjectSummary",
+    "ProjectUpdate",
+    "RefreshRequest",
+    "RegisterBody",
+    "RegisterRequest",
+    "SwitchProjectRequest",
+    "TenantRead",
+    "UserRead",
+    "WsToken",
+]
+
+# Printable text: no control characters (PostgreSQL cannot store NUL; none belongs in a name).
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+Text = Annotated[str, Meta(max_length=5000, pattern=r"^[^\x00]*$")]
+Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")]
+Password = Annotated[str, Meta(min_length=8, max_length=256, pattern=r"^[^\x00]*$")]
+Token = Annotated[str, Meta(min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9_.\-=]+$")]
+RoleName = Literal["owner", "admin", "member", "viewer"]
+
+
+class RegisterRequest(msgspec.Struct, forbid_unknown_fields=False):
+    email: Email
+    password: Password
+    full_name: Name
+    tenant_name: Name | None = None
+    invite_token: Token | None = None
+
+
+class LoginRequest(msgspec.Struct):
+    email: Email
+    password: Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+
+
+class RefreshRequest(msgspec.Struct):
+    refresh_token: Token | None = None
+
+
+class SwitchProjectRequest(msgspec.Struct):
+    project_id: UUID
+
+
+class UserRead(msgspec.Struct):
+    id: UUID
+    email: str
+    full_name: str
+    tenant_id: UUID
+    project_id: UUID | None = None
+    role: RoleName | None = None
+
+
+class TenantRead(msgspec.Struct):
+    id: UUID
+    name: str
+    slug: str
+
+
+class ProjectSummary(msgspec.Struct):
+    id: UUID
+    name: str
+    role: RoleName
+
+
+class RegisterBody(msgspec.Struct):
+    user: UserRead
+    tenant: TenantRead
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class LoginBody(msgspec.Struct):
+    user: UserRead
+    projects: list[ProjectSummary]
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class WsToken(msgspec.Struct):
+    token: str
+    expires_in: int
+
+
+class ProjectCreate(msgspec.Struct):
+    name: Name
+    description: Text = ""
+
+
+class ProjectUpdate(msgspec.Struct):
+    name: Name | None = None
+    description: Text | None = None
+
+
+class ProjectRead(msgspec.Struct):
+    id: UUID
+    tenant_id: UUID
+    name: str
+    description: str
+    role: RoleName
+    created_by: UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberCreate(msgspec.Struct):
+    email: Email
+    role: RoleName = "member"
+
+
+class MemberRoleUpdate(msgspec.Struct):
+    role: RoleName
+
+
+class MemberRead(msgspec.Struct, omit_defaults=True):
+    user_id: UUID
+    email: str
+    full_name: str
+    role: RoleName
+    status: Literal["active", "invited"]
+    added_at: datetime
+    invite_token: str | None = None

@@ -1,0 +1,129 @@
+"""The event store: one ordered log for every aggregate, on the eventsourcing library."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from copilot.domain.errors import ConflictError, NotFoundError
+from copilot.settings import Settings
+
+__all__ = ["ConcurrentWriteError", "CopilotLog", "EventStore", "build_event_store", "with_retries"]
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+
+class ConcurrentWriteError(Exception):
+    """Another command appended to one of these aggregates first; reload and decide again."""
+
+
+class CopilotLog(Application):  # type: ignore[misc]
+    """The eventsourcing application that owns the log (table `copilot_events` on PostgreSQL)."""
+
+    name = "copilot"
+
+
+class EventStore:
+    """Loads aggregates and appends their pending events; reports each append's log position."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.recorder = app.recorder
+        self._listeners: list[Callable[[int], None]] = []
+
+    def on_append(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(position)` after every append made through this store."""
+        self._listeners.append(listener)
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A:
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise NotFoundError(f"{cls.__name__.lower()} not found")
+        return found
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        # An id of another kind (say, a project id passed as an incident id) is "not found".
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def append(self, *aggregates: Aggregate) -> int:
+        """Append every pending event of these aggregates atomically; return the last position.
+
+        Returns the current head when there was nothing to append, so a no-op command
+        still gives its caller a position to wait for.
+        """
+        try:
+            recordings = self.app.save(*aggregates)
+        except IntegrityError as error:
+            raise ConcurrentWriteError(str(error)) from error
+        if not recordings:
+            return self.head()
+        position = max(r.notification.id for r in recordings)
+        for listener in self._listeners:
+            listener(position)
+        return int(position)
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def with_retries(decide_and_append: Callable[[], R], attempts: int = 5) -> R:
+    """Run load → decide → append again when another writer got in first.
+
+    The command is re-decided on fresh state each time, so a move that is no longer
+    legal fails with the domain's own error; one that still is gets applied.
+    """
+    for attempt in range(attempts):
+        try:
+            return decide_and_append()
+        except ConcurrentWriteError:
+            if attempt == attempts - 1:
+                break
+            time.sleep(0.002 * (attempt + 1))
+    raise ConflictError("the resource was changed concurrently; try again")
+
+
+def _eventsourcing_env(settings: Settings) -> dict[str, str]:
+    if settings.embedded:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.sqlite_path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "false",
+        }
+    pg = settings.postgres
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": pg.dbname,
+        "POSTGRES_HOST": pg.host,
+        "POSTGRES_PORT": str(pg.port),
+        "POSTGRES_USER": pg.user,
+        "POSTGRES_PASSWORD": pg.password,
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "false",
+    }
+
+
+def build_event_store(settings: Settings, **extra_env: Any) -> EventStore:
+    env = _eventsourcing_env(settings)
+    env.update({key: str(value) for key, value in extra_env.items()})
+    return EventStore(CopilotLog(env=env))

@@ -1,0 +1,44 @@
+"""What a projection is: a named consumer of the log that owns some read-model tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import get_topic
+
+from copilot.projections.db import Transaction
+
+__all__ = ["Projection"]
+
+Handler = Callable[[Transaction, Any], None]
+
+
+class Projection:
+    """Subclasses name themselves, list their tables, and map event classes to handlers.
+
+    A handler writes rows with the transaction it is given; the runner commits those rows
+    and the projection's new log position together, so a replayed event is never applied
+    twice and a crash never leaves rows without their position (or the reverse).
+    Handlers must be idempotent upserts/deletes keyed by ids, so a rebuild from an empty
+    table gives the same rows as the live run.
+    """
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    def handlers(self) -> dict[type[DomainEvent], Handler]:
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        self._by_topic = {get_topic(cls): handler for cls, handler in self.handlers().items()}
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._by_topic)
+
+    def apply(self, tx: Transaction, topic: str, event: DomainEvent) -> None:
+        handler = self._by_topic.get(topic)
+        if handler is not None:
+            handler(tx, event)

@@ -1,0 +1,225 @@
+"""Follows the log and feeds projections; each batch and its tracking commit together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification
+
+from copilot.commands.store import EventStore
+from copilot.projections.base import Projection
+from copilot.projections.db import ReadDatabase
+
+__all__ = ["ProjectionRunner", "TrackingWaiter", "read_positions"]
+
+log = logging.getLogger(__name__)
+
+_UPSERT_TRACKING = (
+    "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+)
+
+
+def read_positions(db: ReadDatabase) -> dict[str, int]:
+    return {row["name"]: int(row["position"]) for row in db.fetch_all("SELECT name, position FROM projection_tracking")}
+
+
+class ProjectionRunner:
+    """One thread that reads the log in batches and hands each batch to every projection.
+
+    Woken at once by appends made in this process, by PostgreSQL NOTIFY for appends made
+    elsewhere, and otherwise polls (the SQLite recorder cannot subscribe).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        db: ReadDatabase,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.25,
+        listen_conninfo: str | None = None,
+    ) -> None:
+        self.store = store
+        self.db = db
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.listen_conninfo = listen_conninfo
+        self._positions: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._threads: list[threading.Thread] = []
+        self._handled = frozenset().union(*(p.topics for p in self.projections))
+        self.last_error: str | None = None
+
+    # -- positions ------------------------------------------------------------------------
+
+    def load_positions(self) -> None:
+        stored = read_positions(self.db)
+        self._positions = {p.name: stored.get(p.name, 0) for p in self.projections}
+
+    @property
+    def position(self) -> int:
+        """The position every projection has reached."""
+        return min(self._positions.values(), default=0)
+
+    # -- running --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.load_positions()
+        worker = threading.Thread(target=self._run, name="projection-runner", daemon=True)
+        self._threads.append(worker)
+        worker.start()
+        if self.listen_conninfo:
+            listener = threading.Thread(target=self._listen, name="projection-listen", daemon=True)
+            self._threads.append(listener)
+            listener.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def wake(self, _position: int | None = None) -> None:
+        self._wake.set()
+
+    def catch_up(self) -> int:
+        """Process everything appended so far, in this thread; return events processed."""
+        if not self._positions:
+            self.load_positions()
+        total = 0
+        while True:
+            done = self._step()
+            total += done
+            if done == 0:
+                return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._step():
+                    continue
+                self.last_error = None
+            except Exception as error:  # logged and retried: the projection stays behind, visibly
+                self.last_error = repr(error)
+                log.exception("projection batch failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        channel = self.store.recorder.channel_name
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.listen_conninfo or "", autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except Exception:
+                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+                self._stop.wait(1.0)
+
+    def _step(self) -> int:
+        start = self.position
+        notifications = self.store.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        decoded = self._decode(notifications)
+        last = notifications[-1].id
+        for projection in self.projections:
+            if self._positions[projection.name] < last:
+                self._apply(projection, notifications, decoded, last)
+        self._release_waiters()
+        return len(notifications)
+
+    def _decode(self, notifications: Sequence[Notification]) -> dict[int, Any]:
+        mapper = self.store.app.mapper
+        return {n.id: mapper.to_domain_event(n) for n in notifications if n.topic in self._handled}
+
+    def _apply(
+        self, projection: Projection, notifications: Sequence[Notification], decoded: dict[int, Any], last: int
+    ) -> None:
+        with self.db.transaction() as tx:
+            # Re-read under the write lock: another projector may have done this batch.
+            row = tx.fetch_one(
+                "SELECT position FROM projection_tracking WHERE name = :name"
+                + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
+                {"name": projection.name},
+            )
+            done = int(row["position"]) if row else 0
+            for notification in notifications:
+                if notification.id > done and notification.topic in projection.topics:
+                    projection.apply(tx, notification.topic, decoded[notification.id])
+            if last > done:
+                tx.execute(_UPSERT_TRACKING, {"name": projection.name, "position": last})
+        self._positions[projection.name] = max(last, done)
+
+    # -- read-your-writes -------------------------------------------------------------------
+
+    async def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """Wait until every projection has processed `position`; False on timeout."""
+        if self.position >= position:
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._waiters.append((position, loop, future))
+        self._release_waiters()  # the runner may have passed it just now
+        self._wake.set()
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def _release_waiters(self) -> None:
+        reached = self.position
+        with self._lock:
+            ready = [w for w in self._waiters if w[0] <= reached]
+            self._waiters = [w for w in self._waiters if w[0] > reached]
+        for _, loop, future in ready:
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class TrackingWaiter:
+    """Read-your-writes for a process without its own projector: poll the tracking table."""
+
+    def __init__(self, db: ReadDatabase, names: Sequence[str], interval: float = 0.01) -> None:
+        self.db = db
+        self.names = list(names)
+        self.interval = interval
+
+    def _position(self) -> int:
+        positions = read_positions(self.db)
+        return min((positions.get(name, 0) for name in self.names), default=0)
+
+    async def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if await asyncio.to_thread(self._position) >= position:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,202 @@
+"""Settings read from the environment once, at start-up, and validated there."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+__all__ = ["PostgresLocation", "Settings", "SettingsError", "load_settings"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class PostgresLocation(msgspec.Struct, frozen=True):
+    """Where the PostgreSQL event store lives, parsed from COPILOT_DATABASE_URL."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of a copilot process."""
+
+    database_url: str
+    nats_url: str | None
+    api_port: int
+    ws_port: int
+    secret_key: str
+    encryption_key: bytes | None
+    llm_model: str
+    llm_api_base: str | None
+    log_level: LogLevel
+    cookie_secure: bool
+    var_dir: Path
+    rate_limit_per_minute: int
+    login_attempts_per_window: int
+    bind_host: str
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        if not self.embedded:
+            raise SettingsError("COPILOT_DATABASE_URL points at PostgreSQL, not SQLite")
+        raw = self.database_url.removeprefix("sqlite:///").removeprefix("sqlite://")
+        return Path(raw)
+
+    @property
+    def postgres(self) -> PostgresLocation:
+        parts = urlsplit(self.database_url)
+        return PostgresLocation(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            dbname=unquote(parts.path.lstrip("/")) or "copilot",
+            user=unquote(parts.username or "postgres"),
+            # The eventsourcing library insists on a password even under trust auth.
+            password=unquote(parts.password or "unused"),
+        )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise SettingsError(f"{name}={raw!r} is out of range 1-65535")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
+
+
+def _database_url(env: Mapping[str, str], var_dir: Path) -> str:
+    raw = env.get("COPILOT_DATABASE_URL", "").strip()
+    if not raw:
+        return f"sqlite:///{var_dir / 'copilot.db'}"
+    if raw.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(raw)
+        if not parts.path.strip("/"):
+            raise SettingsError("COPILOT_DATABASE_URL must name a database: postgresql://user@host:5432/DBNAME")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the validation
+        except ValueError:
+            raise SettingsError(f"COPILOT_DATABASE_URL has a bad port: {raw!r}") from None
+        return raw
+    if raw.startswith("sqlite://"):
+        return raw
+    raise SettingsError(
+        f"COPILOT_DATABASE_URL={raw!r} is neither postgresql://… nor sqlite:///path"
+    )
+
+
+def _nats_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("COPILOT_NATS_URL", "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("nats://", "tls://")):
+        raise SettingsError(f"COPILOT_NATS_URL={raw!r} must start with nats:// or tls://")
+    return raw
+
+
+def _secret_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> str:
+    raw = env.get("COPILOT_SECRET_KEY", "")
+    if raw:
+        if len(raw) < 32:
+            raise SettingsError("COPILOT_SECRET_KEY must be at least 32 characters")
+        return raw
+    if not embedded:
+        raise SettingsError("COPILOT_SECRET_KEY is required when COPILOT_DATABASE_URL is PostgreSQL")
+    # Embedded mode keeps one generated key so tokens survive a restart.
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _encryption_key(env: Mapping[str, str]) -> bytes | None:
+    raw = env.get("COPILOT_ENCRYPTION_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise SettingsError("COPILOT_ENCRYPTION_KEY must be base64 of 32 random bytes") from None
+    if len(key) != 32:
+        raise SettingsError(f"COPILOT_ENCRYPTION_KEY must decode to 32 bytes, not {len(key)}")
+    return key
+
+
+def _log_level(env: Mapping[str, str]) -> LogLevel:
+    raw = env.get("COPILOT_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if raw not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"COPILOT_LOG_LEVEL={raw!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return raw  # type: ignore[return-value]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment; raise SettingsError naming the bad variable."""
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("COPILOT_VAR_DIR", "") or "var").absolute()
+    database_url = _database_url(env, var_dir)
+    embedded = not database_url.startswith(("postgresql://", "postgres://"))
+    llm_model = env.get("COPILOT_LLM_MODEL", "").strip() or "builtin"
+    return Settings(
+        database_url=database_url,
+        nats_url=_nats_url(env),
+        api_port=_port(env, "COPILOT_API_PORT", 8580),
+        ws_port=_port(env, "COPILOT_WS_PORT", 8505),
+        secret_key=_secret_key(env, var_dir, embedded),
+        encryption_key=_encryption_key(env),
+        llm_model=llm_model,
+        llm_api_base=env.get("COPILOT_LLM_API_BASE", "").strip() or None,
+        log_level=_log_level(env),
+        cookie_secure=_flag(env, "COPILOT_COOKIE_SECURE"),
+        var_dir=var_dir,
+        rate_limit_per_minute=_positive_int(env, "COPILOT_RATE_LIMIT_PER_MINUTE", 1200),
+        login_attempts_per_window=_positive_int(env, "COPILOT_LOGIN_ATTEMPTS_PER_15MIN", 10),
+        bind_host=env.get("COPILOT_BIND_HOST", "").strip() or "127.0.0.1",
+    )
