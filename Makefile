@@ -1,0 +1,44 @@
+# SRE Copilot — the targets a newcomer looks for.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-unit test-integration test-e2e lint migrate clean
+
+# Create the virtualenv and install the project with its test tools; redone when pyproject changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c 'import copilot, litestar, eventsourcing, pytest' || (echo "install failed" >&2; exit 1)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the all-in-one server (REST :8580/api/v1, WebSocket :8505/ws, SQLite under ./var/)
+run: $(STAMP)
+	$(VENV)/bin/copilot serve
+
+## test: the whole suite (unit, integration on SQLite and PostgreSQL, e2e)
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+
+migrate: $(STAMP)
+	$(VENV)/bin/copilot migrate
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
