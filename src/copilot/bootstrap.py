@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from copilot.commands.auth import AuthHandlers
+from copilot.commands.incidents import IncidentHandlers
 from copilot.commands.projects import ProjectHandlers
 from copilot.commands.store import EventStore, build_event_store
 from copilot.migrations import migrate
 from copilot.projections import all_projections
 from copilot.projections.db import PostgresReadDatabase, ReadDatabase, SQLiteReadDatabase
+from copilot.projections.incident_views import IncidentsView
 from copilot.projections.runner import ProjectionRunner, TrackingWaiter
 from copilot.projections.views import AccountsView, ProjectsView
 from copilot.security import PasswordHasher, TokenIssuer
@@ -50,8 +52,10 @@ class Container:
     hasher: PasswordHasher
     accounts: AccountsView
     projects: ProjectsView
+    incidents: IncidentsView
     auth: AuthHandlers
     project_commands: ProjectHandlers
+    incident_commands: IncidentHandlers
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -101,6 +105,8 @@ def build_container(settings: Settings, *, run_projections: bool = True, apply_m
         hasher=(hasher := PasswordHasher()),
         accounts=AccountsView(db),
         projects=projects,
+        incidents=IncidentsView(db),
         auth=AuthHandlers(store, hasher, projects.first_for_user),
         project_commands=ProjectHandlers(store),
+        incident_commands=IncidentHandlers(store, projects.role_enum),
     )

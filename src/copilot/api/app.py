@@ -14,6 +14,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from copilot import __version__
 from copilot.api.auth import AuthController, principal_dependency
 from copilot.api.errors import exception_handlers
+from copilot.api.incidents import IncidentsController
 from copilot.api.projects import ProjectsController
 from copilot.api.ratelimit import RateLimitMiddleware
 from copilot.api.throttle import LoginThrottle
@@ -35,7 +36,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
                              per_address=settings.login_attempts_per_window * 5)
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, ProjectsController],
+        route_handlers=[AuthController, ProjectsController, IncidentsController],
         dependencies={"principal": principal_dependency()},
     )
     return Litestar(
@@ -45,7 +46,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
             "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[DefineMiddleware(RateLimitMiddleware, limit_per_minute=settings.rate_limit_per_minute)],
+        middleware=[DefineMiddleware(RateLimitMiddleware, limit_per_minute=settings.rate_limit_per_minute)],  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="SRE Copilot",
             version=__version__,

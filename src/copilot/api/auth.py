@@ -62,14 +62,12 @@ class AuthController(Controller):
 
     @staticmethod
     def _tokens(container: Container, started: SessionStarted) -> tuple[str, str]:
-        common = {
-            "user_id": started.user_id,
-            "tenant_id": started.tenant_id,
-            "session_id": started.session_id,
-            "project_id": started.project_id,
-        }
-        access, _ = container.tokens.issue("access", **common)
-        refresh, _ = container.tokens.issue("refresh", jti=started.refresh_id, **common)
+        access, _ = container.tokens.issue(
+            "access", user_id=started.user_id, tenant_id=started.tenant_id, session_id=started.session_id,
+            project_id=started.project_id)
+        refresh, _ = container.tokens.issue(
+            "refresh", user_id=started.user_id, tenant_id=started.tenant_id, session_id=started.session_id,
+            project_id=started.project_id, jti=started.refresh_id)
         return access, refresh
 
     @staticmethod

@@ -137,3 +137,71 @@ class MemberRead(msgspec.Struct, omit_defaults=True):
     status: Literal["active", "invited"]
     added_at: datetime
     invite_token: str | None = None
+
+
+# -- incidents -----------------------------------------------------------------------------
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+IncidentState = Literal[
+    "detected", "acknowledged", "investigating", "mitigated", "resolved", "inconclusive", "learned"
+]
+Title = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+ServiceName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$")]
+
+
+class IncidentCreate(msgspec.Struct):
+    title: Title
+    service_name: ServiceName
+    severity: Severity
+    description: Text = ""
+    detected_at: datetime | None = None
+
+
+class IncidentStateUpdate(msgspec.Struct):
+    state: IncidentState
+
+
+class IncidentRead(msgspec.Struct):
+    id: UUID
+    project_id: UUID
+    title: str
+    description: str
+    service_name: str
+    severity: Severity
+    state: IncidentState
+    detected_at: datetime
+    acknowledged_at: datetime | None
+    investigating_started_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    learned_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentMetrics(msgspec.Struct):
+    incident_id: UUID
+    state: IncidentState
+    detected_at: datetime
+    time_to_acknowledge_seconds: float | None
+    time_to_investigate_seconds: float | None
+    time_to_mitigate_seconds: float | None
+    time_to_resolve_seconds: float | None
+    seconds_in_state: dict[str, float]
+    current_state_since: datetime
+    state_changes: int
+    reopen_count: int
+
+
+class Actor(msgspec.Struct):
+    id: UUID
+    email: str | None
+    full_name: str | None
+
+
+class IncidentEvent(msgspec.Struct):
+    position: int
+    type: str
+    occurred_at: datetime
+    actor: Actor | None
+    change: dict[str, object]

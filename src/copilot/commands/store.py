@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from copilot.domain.errors import ConflictError, NotFoundError
+from copilot.domain.incident import Incident
 from copilot.settings import Settings
 
 __all__ = ["ConcurrentWriteError", "CopilotLog", "EventStore", "build_event_store", "with_retries"]
@@ -27,16 +28,19 @@ class ConcurrentWriteError(Exception):
     """Another command appended to one of these aggregates first; reload and decide again."""
 
 
-class CopilotLog(Application):  # type: ignore[misc]
+class CopilotLog(Application[UUID]):
     """The eventsourcing application that owns the log (table `copilot_events` on PostgreSQL)."""
 
     name = "copilot"
+    # Incidents can collect long histories (flapping alerts, reopenings); a snapshot every
+    # 100 events keeps loading one to a snapshot plus at most 99 events.
+    snapshotting_intervals = {Incident: 100}
 
 
 class EventStore:
     """Loads aggregates and appends their pending events; reports each append's log position."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application[UUID]) -> None:
         self.app = app
         self.recorder = app.recorder
         self._listeners: list[Callable[[int], None]] = []
@@ -53,7 +57,7 @@ class EventStore:
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
-            aggregate = self.app.repository.get(aggregate_id)
+            aggregate: Aggregate = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         # An id of another kind (say, a project id passed as an incident id) is "not found".
@@ -76,11 +80,31 @@ class EventStore:
             listener(position)
         return int(position)
 
+    def positions_of(self, aggregate_id: UUID) -> dict[int, int]:
+        """Each event's log position by aggregate version (what an audit shows beside it)."""
+        if self.app.factory.__class__.__module__.endswith("sqlite"):
+            sql = "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?"
+            key: Any = aggregate_id.hex
+        else:
+            sql = "SELECT originator_version, notification_id FROM copilot_events WHERE originator_id = %s"
+            key = aggregate_id
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, (key,))
+            rows = cursor.fetchall()
+        return {int(_column(row, 0)): int(_column(row, 1)) for row in rows}
+
     def head(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
 
     def close(self) -> None:
         self.app.close()
+
+
+def _column(row: Any, index: int) -> Any:
+    """A column of a row from either recorder (SQLite rows index by position, psycopg's by name)."""
+    if isinstance(row, dict):
+        return list(row.values())[index]
+    return row[index]
 
 
 def with_retries(decide_and_append: Callable[[], R], attempts: int = 5) -> R:

@@ -1,10 +1,12 @@
 """Read models: projections that follow the log, and the views the API queries."""
 
 from copilot.projections.accounts import AccountsProjection
+from copilot.projections.base import Projection
+from copilot.projections.incidents import IncidentsProjection
 from copilot.projections.projects import ProjectsProjection
 
-__all__ = ["AccountsProjection", "ProjectsProjection", "all_projections"]
+__all__ = ["AccountsProjection", "IncidentsProjection", "ProjectsProjection", "all_projections"]
 
 
-def all_projections() -> list:  # type: ignore[type-arg]
-    return [AccountsProjection(), ProjectsProjection()]
+def all_projections() -> list[Projection]:
+    return [AccountsProjection(), ProjectsProjection(), IncidentsProjection()]

@@ -7,7 +7,7 @@ from typing import Any
 from eventsourcing.domain import DomainEvent
 
 from copilot.domain import Session, Tenant, User
-from copilot.projections.base import Handler, Projection
+from copilot.projections.base import Handler, Projection, event_type
 from copilot.projections.db import Transaction
 
 __all__ = ["AccountsProjection"]
@@ -19,12 +19,12 @@ class AccountsProjection(Projection):
 
     def handlers(self) -> dict[type[DomainEvent], Handler]:
         return {
-            Tenant.Registered: self._tenant_registered,
-            User.Registered: self._user_registered,
-            User.Invited: self._user_invited,
-            User.InviteAccepted: self._invite_accepted,
-            Session.Started: self._session_started,
-            Session.Revoked: self._session_revoked,
+            event_type(Tenant, "Registered"): self._tenant_registered,
+            event_type(User, "Registered"): self._user_registered,
+            event_type(User, "Invited"): self._user_invited,
+            event_type(User, "InviteAccepted"): self._invite_accepted,
+            event_type(Session, "Started"): self._session_started,
+            event_type(Session, "Revoked"): self._session_revoked,
         }
 
     def _tenant_registered(self, tx: Transaction, e: Any) -> None:

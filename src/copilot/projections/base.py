@@ -10,9 +10,17 @@ from eventsourcing.utils import get_topic
 
 from copilot.projections.db import Transaction
 
-__all__ = ["Projection"]
+__all__ = ["Projection", "event_type"]
 
 Handler = Callable[[Transaction, Any], None]
+
+
+def event_type(aggregate: type, name: str) -> type[DomainEvent]:
+    """An aggregate's event class by name (the `@event` decorator makes them at class creation)."""
+    cls = getattr(aggregate, name)
+    if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
+        raise TypeError(f"{aggregate.__name__}.{name} is not a domain event class")
+    return cls
 
 
 class Projection:
@@ -32,13 +40,15 @@ class Projection:
         raise NotImplementedError
 
     def __init__(self) -> None:
+        self.position = 0
         self._by_topic = {get_topic(cls): handler for cls, handler in self.handlers().items()}
 
     @property
     def topics(self) -> frozenset[str]:
         return frozenset(self._by_topic)
 
-    def apply(self, tx: Transaction, topic: str, event: DomainEvent) -> None:
+    def apply(self, tx: Transaction, topic: str, event: DomainEvent, position: int) -> None:
         handler = self._by_topic.get(topic)
         if handler is not None:
+            self.position = position  # the log position of the event being applied
             handler(tx, event)

@@ -7,7 +7,7 @@ from typing import Any
 from eventsourcing.domain import DomainEvent
 
 from copilot.domain import Project
-from copilot.projections.base import Handler, Projection
+from copilot.projections.base import Handler, Projection, event_type
 from copilot.projections.db import Transaction
 
 __all__ = ["ProjectsProjection"]
@@ -19,12 +19,12 @@ class ProjectsProjection(Projection):
 
     def handlers(self) -> dict[type[DomainEvent], Handler]:
         return {
-            Project.Created: self._created,
-            Project.Updated: self._updated,
-            Project.Deleted: self._deleted,
-            Project.MemberAdded: self._member_added,
-            Project.MemberRoleChanged: self._member_role_changed,
-            Project.MemberRemoved: self._member_removed,
+            event_type(Project, "Created"): self._created,
+            event_type(Project, "Updated"): self._updated,
+            event_type(Project, "Deleted"): self._deleted,
+            event_type(Project, "MemberAdded"): self._member_added,
+            event_type(Project, "MemberRoleChanged"): self._member_role_changed,
+            event_type(Project, "MemberRemoved"): self._member_removed,
         }
 
     def _created(self, tx: Transaction, e: Any) -> None:

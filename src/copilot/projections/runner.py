@@ -122,7 +122,7 @@ class ProjectionRunner:
     def _listen(self) -> None:
         import psycopg
 
-        channel = self.store.recorder.channel_name
+        channel = getattr(self.store.recorder, "channel_name", "copilot_events")
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.listen_conninfo or "", autocommit=True) as conn:
@@ -166,7 +166,7 @@ class ProjectionRunner:
             done = int(row["position"]) if row else 0
             for notification in notifications:
                 if notification.id > done and notification.topic in projection.topics:
-                    projection.apply(tx, notification.topic, decoded[notification.id])
+                    projection.apply(tx, notification.topic, decoded[notification.id], notification.id)
             if last > done:
                 tx.execute(_UPSERT_TRACKING, {"name": projection.name, "position": last})
         self._positions[projection.name] = max(last, done)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from copilot.domain.roles import Role
 from copilot.projections.db import ReadDatabase, Row
 
 __all__ = ["AccountsView", "ProjectsView"]
@@ -67,6 +68,10 @@ class ProjectsView:
     def role(self, project_id: UUID, user_id: UUID) -> str | None:
         row = self.visible(project_id, user_id)
         return None if row is None else str(row["role"])
+
+    def role_enum(self, project_id: UUID, user_id: UUID) -> Role | None:
+        role = self.role(project_id, user_id)
+        return None if role is None else Role(role)
 
     def members(self, project_id: UUID) -> list[Row]:
         return self.db.fetch_all(

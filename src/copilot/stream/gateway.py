@@ -30,7 +30,7 @@ CLOSE_UNAUTHORIZED = 4401
 class ClientMessage(msgspec.Struct, forbid_unknown_fields=False):
     type: str
     token: str | None = None
-    tenantId: str | None = None  # noqa: N815 - the spec's field name
+    tenantId: str | None = None
     channels: list[str] | None = None
     since: int | None = None
 

@@ -1,0 +1,128 @@
+"""Incident endpoints: create, list, get, change state, metrics and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from copilot.api.context import Principal, blocking, read_your_writes
+from copilot.api.schemas import (
+    Actor,
+    IncidentCreate,
+    IncidentEvent,
+    IncidentMetrics,
+    IncidentRead,
+    IncidentState,
+    IncidentStateUpdate,
+    Severity,
+)
+from copilot.bootstrap import Container
+from copilot.commands.incidents import ChangeIncidentState, CreateIncident
+from copilot.domain import NotFoundError
+
+__all__ = ["IncidentsController"]
+
+
+def _incident(row: dict[str, Any]) -> IncidentRead:
+    return msgspec.convert(row, IncidentRead, from_attributes=False, strict=False)
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    return None if end is None else round((end - start).total_seconds(), 3)
+
+
+class IncidentsController(Controller):
+    path = "/incidents"
+    tags = ["Incidents"]
+
+    @staticmethod
+    async def _active_project(container: Container, principal: Principal) -> UUID:
+        if principal.project_id is None:
+            raise NotFoundError("no active project; choose one with POST /auth/switch-project")
+        if await blocking(container.projects.role, principal.project_id, principal.user_id) is None:
+            raise NotFoundError("project not found")
+        return principal.project_id
+
+    @staticmethod
+    async def _visible(container: Container, incident_id: UUID, principal: Principal) -> dict[str, Any]:
+        row = await blocking(container.incidents.get_visible, incident_id, principal.user_id)
+        if row is None:
+            raise NotFoundError("incident not found")
+        return row
+
+    @get("/", operation_id="listIncidents", summary="Incidents of the active project, newest first")
+    async def list_incidents(
+        self,
+        principal: Principal,
+        container: Container,
+        skip: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
+        severity: Severity | None = None,
+        state_filter: Annotated[IncidentState | None, Parameter(query="state")] = None,
+    ) -> list[IncidentRead]:
+        project_id = await self._active_project(container, principal)
+        rows = await blocking(
+            lambda: container.incidents.page(project_id, skip=skip, limit=limit, severity=severity, state=state_filter)
+        )
+        return [_incident(row) for row in rows]
+
+    @post("/", operation_id="createIncident", status_code=200, summary="Declare an incident")
+    async def create_incident(self, data: IncidentCreate, principal: Principal, container: Container) -> IncidentRead:
+        project_id = principal.project_id
+        if project_id is None:
+            raise NotFoundError("no active project; choose one with POST /auth/switch-project")
+        cmd = CreateIncident(
+            actor=principal.user_id, tenant_id=principal.tenant_id, project_id=project_id, title=data.title,
+            description=data.description, service_name=data.service_name, severity=data.severity,
+            detected_at=data.detected_at,
+        )
+        incident_id, position = await blocking(container.incident_commands.create, cmd)
+        await read_your_writes(container, position)
+        return _incident(await self._visible(container, incident_id, principal))
+
+    @get("/{incident_id:uuid}", operation_id="getIncident", summary="An incident with every timestamp")
+    async def get_incident(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentRead:
+        return _incident(await self._visible(container, incident_id, principal))
+
+    @patch("/{incident_id:uuid}/state", operation_id="changeIncidentState", summary="Move an incident")
+    async def change_state(
+        self, incident_id: UUID, data: IncidentStateUpdate, principal: Principal, container: Container
+    ) -> IncidentRead:
+        cmd = ChangeIncidentState(actor=principal.user_id, incident_id=incident_id, state=data.state)
+        result = await blocking(container.incident_commands.change_state, cmd)
+        await read_your_writes(container, result.position)
+        return _incident(await self._visible(container, incident_id, principal))
+
+    @get("/{incident_id:uuid}/metrics", operation_id="getIncidentMetrics", summary="Lifecycle timings")
+    async def metrics(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentMetrics:
+        row = await self._visible(container, incident_id, principal)
+        in_states = await blocking(container.incidents.seconds_in_states, incident_id)
+        detected = row["detected_at"]
+        return IncidentMetrics(
+            incident_id=row["id"], state=row["state"], detected_at=detected,
+            time_to_acknowledge_seconds=_seconds_between(detected, row["acknowledged_at"]),
+            time_to_investigate_seconds=_seconds_between(detected, row["investigating_started_at"]),
+            time_to_mitigate_seconds=_seconds_between(detected, row["mitigated_at"]),
+            time_to_resolve_seconds=_seconds_between(detected, row["resolved_at"]),
+            seconds_in_state={state: round(seconds, 3) for state, seconds in in_states.items()},
+            current_state_since=row["state_since"], state_changes=row["state_changes"],
+            reopen_count=row["reopen_count"],
+        )
+
+    @get("/{incident_id:uuid}/events", operation_id="getIncidentEvents", summary="The audit trail")
+    async def events(self, incident_id: UUID, principal: Principal, container: Container) -> list[IncidentEvent]:
+        await self._visible(container, incident_id, principal)
+        rows = await blocking(container.incidents.events, incident_id)
+        return [
+            IncidentEvent(
+                position=row["position"], type=row["type"], occurred_at=row["occurred_at"],
+                actor=None if row["actor_id"] is None else Actor(
+                    id=row["actor_id"], email=row["actor_email"], full_name=row["actor_name"]),
+                change=msgspec.json.decode(row["change"]),
+            )
+            for row in rows
+        ]
