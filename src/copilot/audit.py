@@ -69,7 +69,8 @@ def replay_incident(store: EventStore, incident_id: UUID, at: datetime | None = 
         return emails[user_id]
 
     entries = []
-    for event in store.app.events.get(incident_id):
+    events: list[Any] = list(store.app.events.get(incident_id))
+    for event in events:
         if at is not None and event.timestamp > at:
             break
         actor = _actor(event)
@@ -80,6 +81,6 @@ def replay_incident(store: EventStore, incident_id: UUID, at: datetime | None = 
         ))
     state: dict[str, Any] | None = None
     if entries:
-        incident = store.app.repository.get(incident_id, version=entries[-1].version)
+        incident: Incident = store.app.repository.get(incident_id, version=entries[-1].version)
         state = {name: getattr(incident, name) for name in _SNAPSHOT_FIELDS}
     return AuditReplay(incident_id=incident_id, as_of=at, entries=entries, state=state)

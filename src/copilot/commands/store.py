@@ -42,7 +42,8 @@ class EventStore:
 
     def __init__(self, app: Application[UUID]) -> None:
         self.app = app
-        self.recorder = app.recorder
+        # Typed loosely: the SQLite and PostgreSQL recorders differ beyond the common protocol.
+        self.recorder: Any = app.recorder
         self._listeners: list[Callable[[int], None]] = []
 
     def on_append(self, listener: Callable[[int], None]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from copilot.commands.store import EventStore
 from copilot.projections.base import Projection
@@ -64,7 +65,7 @@ def rebuild(
                 break
             for notification in batch:
                 if notification.topic in handled:
-                    event = mapper.to_domain_event(notification)
+                    event: Any = mapper.to_domain_event(notification)
                     for projection in projections:
                         projection.apply(tx, notification.topic, event, notification.id)
             events += len(batch)
