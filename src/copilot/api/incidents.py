@@ -7,7 +7,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from copilot.api.context import Principal, blocking, read_your_writes
 from copilot.api.schemas import (
@@ -62,7 +62,7 @@ class IncidentsController(Controller):
         skip: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
         severity: Severity | None = None,
-        state_filter: Annotated[IncidentState | None, Parameter(query="state")] = None,
+        state_filter: Annotated[IncidentState | None, QueryParameter(name="state")] = None,
     ) -> list[IncidentRead]:
         project_id = await self._active_project(container, principal)
         rows = await blocking(

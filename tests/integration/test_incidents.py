@@ -1,0 +1,211 @@
+"""Incidents through the API on the real stores: lifecycle, queries, roles, isolation, races."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from litestar.testing import TestClient
+
+from copilot.bootstrap import Container
+from copilot.commands.incidents import ChangeIncidentState
+from copilot.domain import ConflictError
+from tests.integration.conftest import Account, register
+
+API = "/api/v1"
+SEVERITIES = ["critical", "high", "medium", "low", "info"]
+
+
+def create(client: TestClient[Any], account: Account, **fields: Any) -> dict[str, Any]:
+    body = {"title": "High error rate", "service_name": "payment-api", "severity": "high", **fields}
+    response = client.post(f"{API}/incidents", json=body, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def move(client: TestClient[Any], account: Account, incident_id: str, state: str) -> Any:
+    return client.patch(f"{API}/incidents/{incident_id}/state", json={"state": state}, headers=account.headers)
+
+
+def test_a_created_incident_is_detected_and_listed_at_once(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann, description="5xx above 5%")
+    assert incident["state"] == "detected"
+    assert incident["project_id"] == ann.project_id
+    listed = client.get(f"{API}/incidents", headers=ann.headers).json()
+    assert [i["id"] for i in listed] == [incident["id"]]
+    fetched = client.get(f"{API}/incidents/{incident['id']}", headers=ann.headers).json()
+    assert fetched == incident
+
+
+def test_incidents_of_every_severity_page_and_filter_newest_detection_first(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    now = datetime.now(UTC)
+    created = [
+        create(client, ann, title=f"incident {n}", severity=SEVERITIES[n % 5],
+               detected_at=(now - timedelta(minutes=30 - n)).isoformat())
+        for n in range(12)
+    ]
+    newest_first = [i["id"] for i in reversed(created)]
+    first_page = client.get(f"{API}/incidents", headers=ann.headers).json()
+    assert [i["id"] for i in first_page] == newest_first[:10]
+    second_page = client.get(f"{API}/incidents?skip=10&limit=10", headers=ann.headers).json()
+    assert [i["id"] for i in second_page] == newest_first[10:]
+    critical = client.get(f"{API}/incidents?severity=critical&limit=100", headers=ann.headers).json()
+    assert {i["id"] for i in critical} == {i["id"] for i in created if i["severity"] == "critical"}
+    move(client, ann, created[3]["id"], "acknowledged")
+    acked = client.get(f"{API}/incidents?state=acknowledged", headers=ann.headers).json()
+    assert [i["id"] for i in acked] == [created[3]["id"]]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "skip=-1", "limit=ten", "severity=urgent", "state=open"])
+def test_out_of_range_or_unknown_query_values_are_422(client: TestClient[Any], query: str) -> None:
+    ann = register(client, "ann@acme.io")
+    response = client.get(f"{API}/incidents?{query}", headers=ann.headers)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_walking_every_state_sets_each_timestamp_once(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann)
+    seen: dict[str, str] = {}
+    for state, field in [("acknowledged", "acknowledged_at"), ("investigating", "investigating_started_at"),
+                         ("mitigated", "mitigated_at"), ("resolved", "resolved_at")]:
+        response = move(client, ann, incident["id"], state)
+        assert response.status_code == 200
+        assert response.json()["state"] == state
+        assert response.json()[field] is not None
+        seen[field] = response.json()[field]
+    # Reopen and resolve again: the first resolution time stays.
+    assert move(client, ann, incident["id"], "investigating").status_code == 200
+    again = move(client, ann, incident["id"], "resolved").json()
+    assert again["resolved_at"] == seen["resolved_at"]
+    assert again["investigating_started_at"] == seen["investigating_started_at"]
+    learned = move(client, ann, incident["id"], "learned").json()
+    assert learned["learned_at"] is not None
+    metrics = client.get(f"{API}/incidents/{incident['id']}/metrics", headers=ann.headers).json()
+    assert metrics["reopen_count"] == 1
+    assert metrics["state_changes"] == 7
+
+
+def test_an_illegal_move_is_409_naming_both_states(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann)
+    move(client, ann, incident["id"], "resolved")
+    move(client, ann, incident["id"], "learned")
+    response = move(client, ann, incident["id"], "investigating")
+    assert response.status_code == 409
+    assert "learned" in response.json()["detail"] and "investigating" in response.json()["detail"]
+
+
+def test_a_move_to_the_current_state_is_a_no_op_without_an_event(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann)
+    move(client, ann, incident["id"], "acknowledged")
+    before = client.get(f"{API}/incidents/{incident['id']}/events", headers=ann.headers).json()
+    response = move(client, ann, incident["id"], "acknowledged")
+    assert response.status_code == 200 and response.json()["state"] == "acknowledged"
+    after = client.get(f"{API}/incidents/{incident['id']}/events", headers=ann.headers).json()
+    assert after == before
+
+
+def test_the_audit_trail_shows_who_did_what_when_in_order(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann)
+    move(client, ann, incident["id"], "investigating")
+    trail = client.get(f"{API}/incidents/{incident['id']}/events", headers=ann.headers).json()
+    assert [e["type"] for e in trail] == ["Incident.Detected", "Incident.StateChanged"]
+    assert trail[0]["position"] < trail[1]["position"]
+    assert {e["actor"]["email"] for e in trail} == {"ann@acme.io"}
+    assert trail[1]["change"] == {"from": "detected", "to": "investigating"}
+    assert trail[0]["change"]["severity"] == "high"
+
+
+def test_metrics_derive_from_event_times(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    detected = datetime.now(UTC) - timedelta(hours=1)
+    incident = create(client, ann, detected_at=detected.isoformat())
+    metrics = client.get(f"{API}/incidents/{incident['id']}/metrics", headers=ann.headers).json()
+    assert metrics["time_to_acknowledge_seconds"] is None
+    acked = move(client, ann, incident["id"], "acknowledged").json()
+    metrics = client.get(f"{API}/incidents/{incident['id']}/metrics", headers=ann.headers).json()
+    expected = (datetime.fromisoformat(acked["acknowledged_at"]) - detected).total_seconds()
+    assert metrics["time_to_acknowledge_seconds"] == pytest.approx(expected, abs=0.01)
+    assert 3590 < metrics["seconds_in_state"]["detected"] < 3700
+    assert metrics["time_to_resolve_seconds"] is None
+    assert metrics["state_changes"] == 1
+
+
+def test_detected_at_in_the_future_is_refused(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    response = client.post(f"{API}/incidents", headers=ann.headers, json={
+        "title": "x", "service_name": "api", "severity": "low", "detected_at": future})
+    assert response.status_code == 400
+    assert "future" in response.json()["detail"]
+
+
+def test_viewers_read_but_cannot_create_or_move(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident = create(client, ann)
+    invite = client.post(f"{API}/projects/{ann.project_id}/members", headers=ann.headers,
+                         json={"email": "vic@acme.io", "role": "viewer"}).json()
+    vic = register(client, "vic@acme.io", invite_token=invite["invite_token"])
+    assert client.get(f"{API}/incidents/{incident['id']}", headers=vic.headers).status_code == 200
+    assert client.post(f"{API}/incidents", headers=vic.headers,
+                       json={"title": "x", "service_name": "api", "severity": "low"}).status_code == 403
+    assert move(client, vic, incident["id"], "acknowledged").status_code == 403
+    trail = client.get(f"{API}/incidents/{incident['id']}/events", headers=ann.headers).json()
+    assert len(trail) == 1
+
+
+def test_another_tenant_gets_404_on_every_incident_route(client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io", tenant="Acme")
+    eve = register(client, "eve@evil.io", tenant="Evil")
+    incident = create(client, ann)
+    base = f"{API}/incidents/{incident['id']}"
+    for response in (
+        client.get(base, headers=eve.headers),
+        client.get(f"{base}/metrics", headers=eve.headers),
+        client.get(f"{base}/events", headers=eve.headers),
+        move(client, eve, incident["id"], "acknowledged"),
+    ):
+        assert response.status_code == 404
+    assert client.get(f"{API}/incidents", headers=eve.headers).json() == []
+    assert client.get(base, headers=ann.headers).json()["state"] == "detected"
+
+
+def test_two_conflicting_moves_at_once_never_lose_or_double_an_event(container: Container,
+                                                                     client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    for _ in range(5):
+        incident = create(client, ann)
+        incident_id = UUID(incident["id"])
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def attempt(state: str, incident_id: UUID = incident_id) -> None:
+            barrier.wait()
+            try:
+                container.incident_commands.change_state(
+                    ChangeIncidentState(actor=UUID(ann.user_id), incident_id=incident_id, state=state))
+                outcomes.append(f"ok:{state}")
+            except ConflictError:
+                outcomes.append(f"409:{state}")
+
+        threads = [threading.Thread(target=attempt, args=(s,)) for s in ("resolved", "acknowledged")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        applied = [o.split(":")[1] for o in outcomes if o.startswith("ok")]
+        assert 1 <= len(applied) <= 2 and len(outcomes) == 2
+        assert asyncio.run(container.waiter.wait_for(container.store.head()))
+        trail = client.get(f"{API}/incidents/{incident_id}/events", headers=ann.headers).json()
+        assert [e["change"]["to"] for e in trail[1:]] in (applied, list(reversed(applied)))
+        assert len({e["position"] for e in trail}) == len(trail)
