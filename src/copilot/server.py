@@ -17,7 +17,7 @@ __all__ = ["ROLES", "serve"]
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "api", "stream", "projector")
+ROLES = ("all", "api", "stream", "projector", "relay")
 
 
 class _Server(uvicorn.Server):
@@ -42,26 +42,55 @@ def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
     return _Server(config)
 
 
+def _build_bus(settings: Settings, container: Any) -> Any:
+    from copilot.stream import InProcessBus, LogReader
+    from copilot.stream.nats_bus import NatsBus
+
+    if settings.nats_url:
+        return NatsBus(settings.nats_url)
+    if container is None:
+        raise SystemExit("copilot: the stream role needs COPILOT_NATS_URL (embedded mode runs --role all)")
+    reader = LogReader(container.store)
+
+    async def replay_from_log(tenant_id: Any, project_id: Any, since: int) -> Any:
+        return await asyncio.to_thread(reader.replay, tenant_id, project_id, since)
+
+    return InProcessBus(replay_from_log)
+
+
 async def _serve(settings: Settings, role: str) -> None:
-    from copilot.bootstrap import build_container
+    from copilot.bootstrap import build_container, postgres_conninfo
     from copilot.security import TokenIssuer
+    from copilot.stream import Hub, LogReader, Relay, create_gateway_app
 
     servers: list[_Server] = []
+    tasks: list[asyncio.Task[None]] = []
     container = None
     stop = asyncio.Event()
-    if role in ("all", "api", "projector"):
-        container = await asyncio.to_thread(build_container, settings, run_projections=role != "api")
+    if role in ("all", "api", "projector", "relay"):
+        container = await asyncio.to_thread(
+            build_container, settings, run_projections=role in ("all", "projector"))
         if container.runner is not None:
             container.runner.start()
+    bus = _build_bus(settings, container) if role in ("all", "stream", "relay") else None
+    if bus is not None:
+        await bus.start()
+    relay = None
+    if role in ("all", "relay"):
+        assert container is not None and bus is not None
+        relay = Relay(LogReader(container.store), container.db, bus,
+                      listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
+        container.store.on_append(relay.wake)
+        tasks.append(asyncio.create_task(relay.run()))
     if role in ("all", "api"):
         from copilot.api.app import create_api_app
 
         assert container is not None
         servers.append(_uvicorn(create_api_app(container), settings, settings.api_port))
     if role in ("all", "stream"):
-        from copilot.stream import create_gateway_app
-
-        servers.append(_uvicorn(create_gateway_app(TokenIssuer(settings.secret_key)), settings, settings.ws_port))
+        assert bus is not None
+        gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub())
+        servers.append(_uvicorn(gateway, settings, settings.ws_port))
 
     loop = asyncio.get_running_loop()
 
@@ -70,19 +99,28 @@ async def _serve(settings: Settings, role: str) -> None:
         stop.set()
         for server in servers:
             server.should_exit = True
+        if relay is not None:
+            relay.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     log.info(
-        "copilot serving role=%s backend=%s api=:%s ws=:%s", role,
-        "sqlite" if settings.embedded else "postgresql", settings.api_port, settings.ws_port,
+        "copilot serving role=%s backend=%s bus=%s api=:%s ws=:%s", role,
+        "sqlite" if settings.embedded else "postgresql", "nats" if settings.nats_url else "in-process",
+        settings.api_port, settings.ws_port,
     )
     try:
         if servers:
             await asyncio.gather(*(server.serve() for server in servers))
+            request_stop()
         else:
             await stop.wait()
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=5)
     finally:
+        if bus is not None:
+            await bus.close()
         if container is not None:
             await asyncio.to_thread(container.close)
     if any(not server.started for server in servers) and not stop.is_set():

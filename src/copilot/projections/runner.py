@@ -12,6 +12,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from copilot.commands.store import EventStore
+from copilot.listen import LogListener
 from copilot.projections.base import Projection
 from copilot.projections.db import ReadDatabase
 
@@ -60,6 +61,7 @@ class ProjectionRunner:
         self._threads: list[threading.Thread] = []
         self._handled = frozenset().union(*(p.topics for p in self.projections))
         self.last_error: str | None = None
+        self._listener: LogListener | None = None
 
     # -- positions ------------------------------------------------------------------------
 
@@ -80,11 +82,13 @@ class ProjectionRunner:
         self._threads.append(worker)
         worker.start()
         if self.listen_conninfo:
-            listener = threading.Thread(target=self._listen, name="projection-listen", daemon=True)
-            self._threads.append(listener)
-            listener.start()
+            channel = getattr(self.store.recorder, "channel_name", "copilot_events")
+            self._listener = LogListener(self.listen_conninfo, channel, self._wake.set)
+            self._listener.start()
 
     def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -118,21 +122,6 @@ class ProjectionRunner:
                 continue
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-
-    def _listen(self) -> None:
-        import psycopg
-
-        channel = getattr(self.store.recorder, "channel_name", "copilot_events")
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.listen_conninfo or "", autocommit=True) as conn:
-                    conn.execute(f'LISTEN "{channel}"')
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
-            except Exception:
-                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
-                self._stop.wait(1.0)
 
     def _step(self) -> int:
         start = self.position

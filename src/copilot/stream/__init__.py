@@ -1,5 +1,17 @@
-"""Live updates: the WebSocket gateway on :8505 (and, with the stream issue, the relay)."""
+"""Live updates: the relay (log → bus), the bus (NATS JetStream or in-process) and the WebSocket gateway."""
 
-from copilot.stream.gateway import create_gateway_app
+from copilot.stream.bus import EventBus, InProcessBus
+from copilot.stream.events import PublicEvent, PublicEventEncoder
+from copilot.stream.gateway import Hub, create_gateway_app
+from copilot.stream.relay import LogReader, Relay
 
-__all__ = ["create_gateway_app"]
+__all__ = [
+    "EventBus",
+    "Hub",
+    "InProcessBus",
+    "LogReader",
+    "PublicEvent",
+    "PublicEventEncoder",
+    "Relay",
+    "create_gateway_app",
+]

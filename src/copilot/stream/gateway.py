@@ -1,13 +1,18 @@
-"""The WebSocket gateway: the spec's protocol (connect, subscribe, unsubscribe, ping).
+"""The WebSocket gateway: the spec's protocol, and fan-out of live events to each client.
 
-Clients authenticate with a ws-token from `GET /auth/ws-token` and a `tenantId` that must
-be the token's. Delivery of events to subscribers arrives with the relay and bus of the
-live-stream issue; this module owns the protocol and the per-connection state.
+A client authenticates with `connect` (a ws-token from `GET /auth/ws-token`, and a
+`tenantId` that must be the token's), then `subscribe`s to channels. It receives only
+events of its token's tenant and project. `since` on `subscribe` replays what it missed
+and then goes live with no gap and no duplicate: live events are held while the replay is
+fetched, and every event passes a per-connection "position above the last sent" check.
+Each connection has a bounded queue; a client that cannot keep up is closed (4008)
+without delaying anyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -17,20 +22,23 @@ from litestar import Litestar, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from copilot.security import TokenClaims, TokenError, TokenIssuer
+from copilot.stream.bus import EventBus
+from copilot.stream.events import CHANNELS, PublicEvent
 
-__all__ = ["CHANNELS", "create_gateway_app"]
+__all__ = ["CLOSE_TOO_SLOW", "CLOSE_UNAUTHORIZED", "Hub", "create_gateway_app"]
 
 log = logging.getLogger(__name__)
 
-CHANNELS = frozenset({"incidents", "hypotheses", "alerts"})
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4008
+QUEUE_SIZE = 1000
 
 
 class ClientMessage(msgspec.Struct, forbid_unknown_fields=False):
     type: str
     token: str | None = None
-    tenantId: str | None = None
+    tenantId: str | None = None  # the spec's field name
     channels: list[str] | None = None
     since: int | None = None
 
@@ -39,73 +47,154 @@ def _error(detail: str) -> dict[str, str]:
     return {"type": "error", "detail": detail}
 
 
-class _Connection:
-    def __init__(self, socket: WebSocket[Any, Any, Any], tokens: TokenIssuer) -> None:
-        self.socket = socket
-        self.tokens = tokens
-        self.claims: TokenClaims | None = None
-        self.channels: set[str] = set()
+_encode = msgspec.json.Encoder().encode
 
-    async def authenticate(self) -> bool:
+
+class _Client:
+    """One WebSocket connection after `connect`: its scope, channels and outgoing queue."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], claims: TokenClaims) -> None:
+        self.socket = socket
+        self.claims = claims
+        self.scope = (claims.tid, claims.pid)
+        self.channels: set[str] = set()
+        self.queue: asyncio.Queue[PublicEvent] = asyncio.Queue(QUEUE_SIZE)
+        self.sent = 0  # position of the last event sent
+        self.held: list[PublicEvent] | None = None  # live events held during a replay
+        self.too_slow = asyncio.Event()
+        self._send_lock = asyncio.Lock()  # replies and events come from two tasks
+
+    def offer(self, event: PublicEvent) -> None:
+        if event.channel not in self.channels:
+            return
+        if self.held is not None:
+            self.held.append(event)
+            if len(self.held) > QUEUE_SIZE:
+                self.too_slow.set()
+            return
+        self._enqueue(event)
+
+    def _enqueue(self, event: PublicEvent) -> None:
         try:
-            raw = await asyncio.wait_for(self.socket.receive_text(), CONNECT_TIMEOUT_SECONDS)
-        except TimeoutError:
-            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="no connect message within 10 s")
-            return False
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.too_slow.set()
+
+    async def send(self, message: Any) -> None:
+        async with self._send_lock:
+            await self.socket.send_text(_encode(message).decode())
+
+    async def write_events(self) -> None:
+        while True:
+            event = await self.queue.get()
+            if event.position > self.sent and event.channel in self.channels:
+                self.sent = event.position
+                await self.send(event.for_client())
+
+    async def replay_then_go_live(self, bus: EventBus, since: int) -> None:
+        self.held = []
+        try:
+            tenant, project = self.scope
+            missed = await bus.replay(tenant, project, since) if project is not None else []
+            for event in missed:
+                if event.channel in self.channels:
+                    self._enqueue(event)
+        finally:
+            held, self.held = self.held, None
+            for event in held or []:
+                self._enqueue(event)
+
+
+class Hub:
+    """Routes each live event to the clients of its tenant and project."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[UUID, UUID | None], set[_Client]] = {}
+        self.dropped_slow_clients = 0
+
+    def add(self, client: _Client) -> None:
+        self._clients.setdefault(client.scope, set()).add(client)
+
+    def remove(self, client: _Client) -> None:
+        clients = self._clients.get(client.scope)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self._clients[client.scope]
+
+    @property
+    def connections(self) -> int:
+        return sum(len(clients) for clients in self._clients.values())
+
+    def dispatch(self, event: PublicEvent) -> None:
+        for client in self._clients.get((event.tenant_id, event.project_id), ()):
+            client.offer(event)
+
+
+async def _authenticate(socket: WebSocket[Any, Any, Any], tokens: TokenIssuer) -> TokenClaims | None:
+    try:
+        raw = await asyncio.wait_for(socket.receive_text(), CONNECT_TIMEOUT_SECONDS)
+    except TimeoutError:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="no connect message within 10 s")
+        return None
+    try:
+        message = msgspec.json.decode(raw, type=ClientMessage)
+    except msgspec.DecodeError as error:
+        await socket.send_json(_error(f"malformed message: {error}"))
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="expected a connect message")
+        return None
+    if message.type != "connect" or not message.token:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="first message must be connect with a token")
+        return None
+    try:
+        claims = tokens.decode(message.token, "ws")
+    except TokenError:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or expired ws token")
+        return None
+    if message.tenantId is not None and _as_uuid(message.tenantId) != claims.tid:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="tenantId does not match the token")
+        return None
+    return claims
+
+
+async def _handle(client: _Client, message: ClientMessage, bus: EventBus) -> None:
+    if message.type == "ping":
+        await client.send({"type": "pong"})
+    elif message.type in ("subscribe", "unsubscribe"):
+        requested = message.channels or []
+        unknown = sorted(set(requested) - set(CHANNELS))
+        if unknown or not requested:
+            await client.send(_error(
+                f"unknown channels {unknown}; choose from {list(CHANNELS)}" if unknown
+                else "channels must name at least one channel"))
+            return
+        if message.type == "unsubscribe":
+            client.channels.difference_update(requested)
+            await client.send({"type": "unsubscribed", "channels": sorted(client.channels)})
+            return
+        client.channels.update(requested)
+        await client.send({"type": "subscribed", "channels": sorted(client.channels)})
+        if message.since is not None:
+            if message.since < 0:
+                await client.send(_error("since must be a log position (0 or more)"))
+                return
+            client.sent = max(client.sent, message.since)
+            await client.replay_then_go_live(bus, message.since)
+    elif message.type == "connect":
+        await client.send(_error("already connected"))
+    else:
+        await client.send(_error(f"unknown message type {message.type!r}"))
+
+
+async def _serve_client(client: _Client, bus: EventBus) -> None:
+    while True:
+        raw = await client.socket.receive_text()
         try:
             message = msgspec.json.decode(raw, type=ClientMessage)
         except msgspec.DecodeError as error:
-            await self.socket.send_json(_error(f"malformed message: {error}"))
-            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="expected a connect message")
-            return False
-        if message.type != "connect" or not message.token:
-            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="first message must be connect with a token")
-            return False
-        try:
-            claims = self.tokens.decode(message.token, "ws")
-        except TokenError:
-            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or expired ws token")
-            return False
-        if message.tenantId is not None and _as_uuid(message.tenantId) != claims.tid:
-            await self.socket.close(code=CLOSE_UNAUTHORIZED, reason="tenantId does not match the token")
-            return False
-        self.claims = claims
-        await self.socket.send_json({
-            "type": "connected", "tenantId": str(claims.tid),
-            "projectId": str(claims.pid) if claims.pid else None,
-        })
-        return True
-
-    async def serve(self) -> None:
-        while True:
-            raw = await self.socket.receive_text()
-            try:
-                message = msgspec.json.decode(raw, type=ClientMessage)
-            except msgspec.DecodeError as error:
-                await self.socket.send_json(_error(f"malformed message: {error}"))
-                continue
-            await self.handle(message)
-
-    async def handle(self, message: ClientMessage) -> None:
-        if message.type == "ping":
-            await self.socket.send_json({"type": "pong"})
-        elif message.type in ("subscribe", "unsubscribe"):
-            requested = message.channels or []
-            unknown = sorted(set(requested) - CHANNELS)
-            if unknown or not requested:
-                await self.socket.send_json(_error(
-                    f"unknown channels {unknown}; choose from {sorted(CHANNELS)}" if unknown
-                    else "channels must name at least one channel"))
-                return
-            if message.type == "subscribe":
-                self.channels.update(requested)
-            else:
-                self.channels.difference_update(requested)
-            await self.socket.send_json({"type": f"{message.type}d", "channels": sorted(self.channels)})
-        elif message.type == "connect":
-            await self.socket.send_json(_error("already connected"))
-        else:
-            await self.socket.send_json(_error(f"unknown message type {message.type!r}"))
+            await client.send(_error(f"malformed message: {error}"))
+            continue
+        await _handle(client, message, bus)
 
 
 def _as_uuid(value: str) -> UUID | None:
@@ -115,19 +204,52 @@ def _as_uuid(value: str) -> UUID | None:
         return None
 
 
-def create_gateway_app(tokens: TokenIssuer) -> Litestar:
+def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar:
     @websocket("/ws")
     async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.accept()
-        connection = _Connection(socket, tokens)
         try:
-            if await connection.authenticate():
-                await connection.serve()
+            claims = await _authenticate(socket, tokens)
         except WebSocketDisconnect:
-            pass
+            return
+        if claims is None:
+            return
+        client = _Client(socket, claims)
+        await client.send({
+            "type": "connected", "tenantId": str(claims.tid), "projectId": str(claims.pid) if claims.pid else None,
+        })
+        hub.add(client)
+        tasks = [
+            asyncio.create_task(_serve_client(client, bus)),
+            asyncio.create_task(client.write_events()),
+            asyncio.create_task(client.too_slow.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[2] in done:
+                hub.dropped_slow_clients += 1
+                with contextlib.suppress(Exception):
+                    await socket.close(code=CLOSE_TOO_SLOW, reason="client too slow; reconnect with since")
+            for task in done:
+                if not task.cancelled() and task.exception() and not isinstance(
+                        task.exception(), WebSocketDisconnect):
+                    log.debug("websocket task ended: %r", task.exception())
+        finally:
+            hub.remove(client)
+            for task in tasks:
+                task.cancel()
 
     @get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "connections": hub.connections}
 
-    return Litestar(route_handlers=[ws_endpoint, healthz], openapi_config=None)
+    background: set[asyncio.Task[None]] = set()
+
+    async def subscribe_hub() -> None:
+        # In the background: with NATS down the gateway still starts, and subscribes once it is up.
+        task = asyncio.create_task(bus.subscribe(hub.dispatch))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    return Litestar(route_handlers=[ws_endpoint, healthz], openapi_config=None, on_startup=[subscribe_hub],
+                    logging_config=None)

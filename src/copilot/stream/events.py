@@ -1,0 +1,120 @@
+"""Public events: what leaves the system on the wire, derived from log events.
+
+A public event carries its log position (so clients resume with `since` and never see
+one twice) and the tenant and project that route it (`copilot.<tenant>.<project>.<channel>`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import get_topic
+
+from copilot.domain.incident import STATE_TIMESTAMPS, Incident
+from copilot.projections.base import event_type
+
+__all__ = ["CHANNELS", "PublicEvent", "PublicEventEncoder", "subject_for"]
+
+CHANNELS = ("incidents", "hypotheses", "alerts")
+SUBJECT_PREFIX = "copilot"
+
+
+def subject_for(tenant_id: UUID | str, project_id: UUID | str, channel: str) -> str:
+    return f"{SUBJECT_PREFIX}.{tenant_id}.{project_id}.{channel}"
+
+
+class PublicEvent(msgspec.Struct, frozen=True):
+    type: str
+    data: dict[str, Any]
+    timestamp: datetime
+    position: int
+    tenant_id: UUID
+    project_id: UUID
+    channel: str
+    incident_id: UUID | None = None
+
+    @property
+    def subject(self) -> str:
+        return subject_for(self.tenant_id, self.project_id, self.channel)
+
+    def for_client(self) -> dict[str, Any]:
+        """The spec's message: type, data, timestamp, plus position (and incidentId where the spec has it)."""
+        message: dict[str, Any] = {
+            "type": self.type, "data": self.data, "timestamp": self.timestamp, "position": self.position,
+        }
+        if self.incident_id is not None and self.channel == "hypotheses":
+            message["incidentId"] = self.incident_id
+        return message
+
+
+IncidentScope = tuple[UUID, UUID]  # tenant, project
+
+
+class PublicEventEncoder:
+    """Turns log events into public events; knows which topics are public."""
+
+    def __init__(self, incident_scope: Callable[[UUID], IncidentScope | None]) -> None:
+        # Incidents' later events do not repeat tenant and project: remember them from
+        # Detected, and ask `incident_scope` (the event store) for incidents seen before a restart.
+        self._lookup = incident_scope
+        self._scopes: dict[UUID, IncidentScope] = {}
+        self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
+            get_topic(event_type(Incident, "Detected")): self._incident_detected,
+            get_topic(Incident.StateChanged): self._incident_state_changed,
+            get_topic(event_type(Incident, "SeverityChanged")): self._incident_severity_changed,
+        }
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._encoders)
+
+    def encode(self, topic: str, event: DomainEvent, position: int) -> PublicEvent | None:
+        encoder = self._encoders.get(topic)
+        return None if encoder is None else encoder(event, position)
+
+    def _scope(self, incident_id: UUID) -> IncidentScope | None:
+        scope = self._scopes.get(incident_id)
+        if scope is None:
+            scope = self._lookup(incident_id)
+            if scope is not None:
+                self._remember(incident_id, scope)
+        return scope
+
+    def _remember(self, incident_id: UUID, scope: IncidentScope) -> None:
+        if len(self._scopes) > 100_000:
+            self._scopes.clear()  # bounded; misses fall back to the event store
+        self._scopes[incident_id] = scope
+
+    def _incident_detected(self, e: Any, position: int) -> PublicEvent:
+        self._remember(e.originator_id, (e.tenant_id, e.project_id))
+        return PublicEvent(
+            type="incident.created",
+            data={"id": e.originator_id, "title": e.title, "severity": e.severity, "state": "detected",
+                  "service_name": e.service_name, "description": e.description, "detected_at": e.detected_at},
+            timestamp=e.timestamp, position=position, tenant_id=e.tenant_id, project_id=e.project_id,
+            channel="incidents", incident_id=e.originator_id,
+        )
+
+    def _updated(self, e: Any, position: int, data: dict[str, Any]) -> PublicEvent | None:
+        scope = self._scope(e.originator_id)
+        if scope is None:
+            return None
+        return PublicEvent(
+            type="incident.updated", data={"id": e.originator_id, **data}, timestamp=e.timestamp,
+            position=position, tenant_id=scope[0], project_id=scope[1], channel="incidents",
+            incident_id=e.originator_id,
+        )
+
+    def _incident_state_changed(self, e: Any, position: int) -> PublicEvent | None:
+        data: dict[str, Any] = {"state": e.to_state, "previous_state": e.from_state}
+        if e.to_state in STATE_TIMESTAMPS:
+            data["changed_at"] = e.timestamp
+        return self._updated(e, position, data)
+
+    def _incident_severity_changed(self, e: Any, position: int) -> PublicEvent | None:
+        return self._updated(e, position, {"severity": e.to_severity, "previous_severity": e.from_severity})

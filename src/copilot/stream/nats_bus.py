@@ -1,0 +1,158 @@
+"""The bus on NATS JetStream: one stream, subjects per tenant, project and channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from copilot.stream.bus import LiveHandler
+from copilot.stream.events import SUBJECT_PREFIX, PublicEvent, subject_for
+
+__all__ = ["STREAM_NAME", "NatsBus"]
+
+log = logging.getLogger(__name__)
+
+STREAM_NAME = "COPILOT"
+# Nats-Msg-Id de-duplication covers relay retries within this window.
+DUPLICATE_WINDOW_SECONDS = 300
+RETENTION_SECONDS = 7 * 24 * 3600
+
+
+class NatsBus:
+    def __init__(self, url: str, *, name: str = "copilot") -> None:
+        self.url = url
+        self.name = name
+        self._nc: Any = None
+        self._js: Any = None
+        self._decoder = msgspec.json.Decoder(PublicEvent)
+        self._encoder = msgspec.json.Encoder()
+        self._subscriptions: list[Any] = []
+        self._ready = asyncio.Event()
+        self._connecting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect in the background: the server starts (and commands succeed) while NATS is down."""
+        self._connecting = asyncio.create_task(self._connect_until_up())
+
+    async def _connect_until_up(self) -> None:
+        import nats
+
+        async def on_error(error: Exception) -> None:
+            log.warning("NATS: %s", error)
+
+        delay = 0.2
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    error_cb=on_error, connect_timeout=3, allow_reconnect=True,
+                )
+                self._js = self._nc.jetstream(timeout=5)
+                await self._ensure_stream()
+                self._ready.set()
+                log.info("connected to NATS at %s", self.url)
+                return
+            except Exception as error:
+                log.warning("NATS at %s unavailable (%s); retrying", self.url, error)
+                if self._nc is not None:
+                    with contextlib.suppress(Exception):
+                        await self._nc.close()
+                    self._nc = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _wait_ready(self, timeout: float | None = None) -> None:
+        if not self._ready.is_set():
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def _ensure_stream(self) -> None:
+        from nats.js.api import StreamConfig
+        from nats.js.errors import NotFoundError
+
+        config = StreamConfig(
+            name=STREAM_NAME, subjects=[f"{SUBJECT_PREFIX}.>"], duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=RETENTION_SECONDS,
+        )
+        try:
+            await self._js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            await self._js.add_stream(config)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc is not None and self._nc.is_connected)
+
+    async def close(self) -> None:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        if self._nc is not None:
+            for subscription in self._subscriptions:
+                try:
+                    await subscription.unsubscribe()
+                except Exception:  # closing anyway
+                    log.debug("unsubscribe failed", exc_info=True)
+            await self._nc.drain()
+            self._nc = None
+
+    async def publish(self, events: Sequence[PublicEvent]) -> None:
+        await self._wait_ready(timeout=1.0)
+        if not self.connected:
+            raise ConnectionError("NATS is not connected")
+        futures = [
+            await self._js.publish_async(
+                event.subject, self._encoder.encode(event), headers={"Nats-Msg-Id": str(event.position)},
+                wait_stall=5,
+            )
+            for event in events
+        ]
+        if futures:
+            # Raises if any publish was not acknowledged; the relay then retries the batch
+            # and Nats-Msg-Id makes the retry harmless.
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
+
+    async def subscribe(self, handler: LiveHandler) -> None:
+        from nats.js.api import DeliverPolicy
+
+        async def on_message(msg: Any) -> None:
+            try:
+                handler(self._decoder.decode(msg.data))
+            except Exception:
+                log.exception("dropping an undecodable or unhandled message on %s", msg.subject)
+
+        await self._wait_ready()
+        subscription = await self._js.subscribe(
+            f"{SUBJECT_PREFIX}.>", cb=on_message, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
+            stream=STREAM_NAME,
+        )
+        self._subscriptions.append(subscription)
+
+    async def replay(self, tenant_id: UUID, project_id: UUID, since: int) -> list[PublicEvent]:
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.api import DeliverPolicy
+
+        await self._wait_ready(timeout=5.0)
+        subject = subject_for(tenant_id, project_id, "*")
+        subscription = await self._js.subscribe(
+            subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, stream=STREAM_NAME,
+        )
+        events: list[PublicEvent] = []
+        try:
+            while True:
+                try:
+                    msg = await subscription.next_msg(timeout=1.0)
+                except NatsTimeout:
+                    break  # nothing stored for this project (or nothing more)
+                event = self._decoder.decode(msg.data)
+                if event.position > since:
+                    events.append(event)
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            await subscription.unsubscribe()
+        return events

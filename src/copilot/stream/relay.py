@@ -1,0 +1,165 @@
+"""The relay: the log is the outbox. It follows the log and publishes public events to the bus.
+
+Its position is tracked in `projection_tracking` (row `relay`) and advanced only after the
+bus accepted a batch, so a crash re-sends at most one batch, which Nats-Msg-Id (= the log
+position) de-duplicates. When the bus is down the relay retries; commands never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+from copilot.commands.store import EventStore
+from copilot.domain.incident import Incident
+from copilot.listen import LogListener
+from copilot.projections.db import ReadDatabase
+from copilot.projections.runner import read_positions
+from copilot.stream.bus import EventBus
+from copilot.stream.events import PublicEvent, PublicEventEncoder
+
+__all__ = ["RELAY_TRACKING_NAME", "LogReader", "Relay"]
+
+log = logging.getLogger(__name__)
+
+RELAY_TRACKING_NAME = "relay"
+_PG_RELAY_LOCK = 0x5C0_92_01
+
+
+class LogReader:
+    """Reads public events from the log (for the relay, and for replays in embedded mode)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+        def scope(incident_id: UUID) -> tuple[UUID, UUID] | None:
+            incident = store.find(Incident, incident_id)
+            return None if incident is None else (incident.tenant_id, incident.project_id)
+
+        self.encoder = PublicEventEncoder(scope)
+
+    def read(self, after: int, limit: int) -> tuple[list[PublicEvent], int]:
+        """Public events after `after` in the next `limit` log entries, and the last position read."""
+        notifications = self.store.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        if not notifications:
+            return [], after
+        mapper = self.store.app.mapper
+        events = []
+        for notification in notifications:
+            if notification.topic in self.encoder.topics:
+                event: Any = mapper.to_domain_event(notification)
+                public = self.encoder.encode(notification.topic, event, notification.id)
+                if public is not None:
+                    events.append(public)
+        return events, notifications[-1].id
+
+    def replay(self, tenant_id: UUID, project_id: UUID, since: int, limit: int = 10_000) -> list[PublicEvent]:
+        found: list[PublicEvent] = []
+        position = since
+        while len(found) < limit:
+            events, last = self.read(position, 1000)
+            if last == position:
+                break
+            found.extend(e for e in events if e.tenant_id == tenant_id and e.project_id == project_id)
+            position = last
+        return found[:limit]
+
+
+class Relay:
+    def __init__(
+        self,
+        reader: LogReader,
+        db: ReadDatabase,
+        bus: EventBus,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        listen_conninfo: str | None = None,
+    ) -> None:
+        self.reader = reader
+        self.db = db
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.listen_conninfo = listen_conninfo
+        self.position = 0
+        self.publish_errors = 0
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    def wake(self, _position: int | None = None) -> None:
+        """Thread-safe: called after appends in this process and on PostgreSQL NOTIFY."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def _load_position(self) -> int:
+        return read_positions(self.db).get(RELAY_TRACKING_NAME, 0)
+
+    def _save_position(self, position: int) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                {"name": RELAY_TRACKING_NAME, "position": position},
+            )
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        leader = await self._become_leader()
+        listener = None
+        if self.listen_conninfo:
+            channel = getattr(self.reader.store.recorder, "channel_name", "copilot_events")
+            listener = LogListener(self.listen_conninfo, channel, self.wake)
+            listener.start()
+        try:
+            self.position = await asyncio.to_thread(self._load_position)
+            while not self._stopping:
+                if not await self._step():
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            if listener is not None:
+                listener.stop()
+            if leader is not None:
+                await asyncio.to_thread(leader.close)
+
+    async def _step(self) -> bool:
+        events, last = await asyncio.to_thread(self.reader.read, self.position, self.batch_size)
+        if last == self.position:
+            return False
+        try:
+            await self.bus.publish(events)
+        except Exception as error:
+            self.publish_errors += 1
+            log.warning("relay could not publish (%s); retrying from position %d", error, self.position)
+            await asyncio.sleep(min(0.2 * self.publish_errors, 2.0))
+            return False
+        self.publish_errors = 0
+        await asyncio.to_thread(self._save_position, last)
+        self.position = last
+        return True
+
+    async def _become_leader(self) -> Any:
+        """On PostgreSQL one relay publishes at a time: an advisory lock held for its lifetime."""
+        if self.db.dialect != "postgres" or self.listen_conninfo is None:
+            return None
+        import psycopg
+
+        conninfo = self.listen_conninfo
+        conn: Any = await asyncio.to_thread(lambda: psycopg.connect(conninfo, autocommit=True))
+        while not self._stopping:
+            row = await asyncio.to_thread(lambda: conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                                              (_PG_RELAY_LOCK,)).fetchone())
+            if row and row[0]:
+                return conn
+            await asyncio.sleep(2.0)
+        return conn
