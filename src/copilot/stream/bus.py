@@ -20,8 +20,11 @@ ReplaySource = Callable[[UUID, UUID, int], Awaitable[list[PublicEvent]]]
 class EventBus(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def publish(self, events: Sequence[PublicEvent]) -> None:
-        """Publish in order; return only once every event is accepted (raise otherwise)."""
+    async def publish(self, events: Sequence[PublicEvent], source: str) -> None:
+        """Publish in order; return only once every event is accepted (raise otherwise).
+
+        `source` names the event store, so "<source>-<position>" names each event uniquely.
+        """
     async def subscribe(self, handler: LiveHandler) -> None:
         """Call `handler` for every event published from now on, in order."""
     async def replay(self, tenant_id: UUID, project_id: UUID, since: int) -> list[PublicEvent]:
@@ -42,7 +45,7 @@ class InProcessBus:
     async def close(self) -> None:
         self._handlers.clear()
 
-    async def publish(self, events: Sequence[PublicEvent]) -> None:
+    async def publish(self, events: Sequence[PublicEvent], source: str) -> None:
         for event in events:
             if event.position <= self._last_position:
                 continue  # the relay re-sent it after a restart: like Nats-Msg-Id, deliver once

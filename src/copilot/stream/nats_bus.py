@@ -35,6 +35,9 @@ class NatsBus:
         self._subscriptions: list[Any] = []
         self._ready = asyncio.Event()
         self._connecting: asyncio.Task[None] | None = None
+        self._live_handler: LiveHandler | None = None
+        self._live_subscription: Any = None
+        self._last_stream_seq = 0  # of the last live message, to resume after a reconnect
 
     async def start(self) -> None:
         """Connect in the background: the server starts (and commands succeed) while NATS is down."""
@@ -46,12 +49,21 @@ class NatsBus:
         async def on_error(error: Exception) -> None:
             log.warning("NATS: %s", error)
 
+        async def on_reconnect() -> None:
+            log.info("reconnected to NATS")
+            try:
+                await self._ensure_stream()  # a NATS that lost its store lost the stream too
+                if self._live_handler is not None:
+                    await self._subscribe_live()
+            except Exception:
+                log.exception("could not resume the live subscription after reconnecting")
+
         delay = 0.2
         while True:
             try:
                 self._nc = await nats.connect(
                     self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    error_cb=on_error, connect_timeout=3, allow_reconnect=True,
+                    error_cb=on_error, reconnected_cb=on_reconnect, connect_timeout=3, allow_reconnect=True,
                 )
                 self._js = self._nc.jetstream(timeout=5)
                 await self._ensure_stream()
@@ -97,16 +109,19 @@ class NatsBus:
                     await subscription.unsubscribe()
                 except Exception:  # closing anyway
                     log.debug("unsubscribe failed", exc_info=True)
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except Exception:  # reconnecting or closed: nothing left to flush
+                await self._nc.close()
             self._nc = None
 
-    async def publish(self, events: Sequence[PublicEvent]) -> None:
+    async def publish(self, events: Sequence[PublicEvent], source: str) -> None:
         await self._wait_ready(timeout=1.0)
         if not self.connected:
             raise ConnectionError("NATS is not connected")
         futures = [
             await self._js.publish_async(
-                event.subject, self._encoder.encode(event), headers={"Nats-Msg-Id": str(event.position)},
+                event.subject, self._encoder.encode(event), headers={"Nats-Msg-Id": f"{source}-{event.position}"},
                 wait_stall=5,
             )
             for event in events
@@ -117,20 +132,38 @@ class NatsBus:
             await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
 
     async def subscribe(self, handler: LiveHandler) -> None:
-        from nats.js.api import DeliverPolicy
+        self._live_handler = handler
+        await self._wait_ready()
+        await self._subscribe_live()
+
+    async def _subscribe_live(self) -> None:
+        """(Re)create the live consumer, resuming after the last message seen, if the stream still has it."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        if self._live_subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._live_subscription.unsubscribe()
+            self._live_subscription = None
+        info = await self._js.stream_info(STREAM_NAME)
+        if self._last_stream_seq and info.state.last_seq >= self._last_stream_seq:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                    opt_start_seq=self._last_stream_seq + 1)
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+        handler = self._live_handler
+        assert handler is not None
 
         async def on_message(msg: Any) -> None:
+            self._last_stream_seq = msg.metadata.sequence.stream
             try:
                 handler(self._decoder.decode(msg.data))
             except Exception:
                 log.exception("dropping an undecodable or unhandled message on %s", msg.subject)
 
-        await self._wait_ready()
-        subscription = await self._js.subscribe(
-            f"{SUBJECT_PREFIX}.>", cb=on_message, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
-            stream=STREAM_NAME,
+        self._live_subscription = await self._js.subscribe(
+            f"{SUBJECT_PREFIX}.>", cb=on_message, ordered_consumer=True, config=config, stream=STREAM_NAME,
+            idle_heartbeat=2.0,
         )
-        self._subscriptions.append(subscription)
 
     async def replay(self, tenant_id: UUID, project_id: UUID, since: int) -> list[PublicEvent]:
         from nats.errors import TimeoutError as NatsTimeout

@@ -1,8 +1,8 @@
 """The relay: the log is the outbox. It follows the log and publishes public events to the bus.
 
 Its position is tracked in `projection_tracking` (row `relay`) and advanced only after the
-bus accepted a batch, so a crash re-sends at most one batch, which Nats-Msg-Id (= the log
-position) de-duplicates. When the bus is down the relay retries; commands never wait for it.
+bus accepted a batch, so a crash re-sends at most one batch, which Nats-Msg-Id ("<store id>-<log
+position>") de-duplicates. When the bus is down the relay retries; commands never wait for it.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.listen_conninfo = listen_conninfo
         self.position = 0
+        self.source = ""  # the event store's identity, read at start
         self.publish_errors = 0
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,6 +103,10 @@ class Relay:
 
     def _load_position(self) -> int:
         return read_positions(self.db).get(RELAY_TRACKING_NAME, 0)
+
+    def _store_identity(self) -> str:
+        row = self.db.fetch_one("SELECT id FROM store_identity")
+        return str(row["id"]) if row else "unknown"
 
     def _save_position(self, position: int) -> None:
         with self.db.transaction() as tx:
@@ -121,6 +126,7 @@ class Relay:
             listener.start()
         try:
             self.position = await asyncio.to_thread(self._load_position)
+            self.source = await asyncio.to_thread(self._store_identity)
             while not self._stopping:
                 if not await self._step():
                     self._wake.clear()
@@ -137,7 +143,7 @@ class Relay:
         if last == self.position:
             return False
         try:
-            await self.bus.publish(events)
+            await self.bus.publish(events, self.source)
         except Exception as error:
             self.publish_errors += 1
             log.warning("relay could not publish (%s); retrying from position %d", error, self.position)
