@@ -21,7 +21,9 @@ from tests.e2e.test_live_stream import create_incident, live, nothing_more, rece
 
 
 @contextmanager
-def role(name: str, env: dict[str, str], log: Path, health_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def role(
+    name: str, env: dict[str, str], log: Path, health_port: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
         process = subprocess.Popen([str(COPILOT), "serve", "--role", name], env=user_env(**env),
                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
