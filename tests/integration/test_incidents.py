@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from copilot.bootstrap import Container
 from copilot.commands.incidents import ChangeIncidentState
 from copilot.domain import ConflictError
+from copilot.domain.incident import Incident
 from tests.integration.conftest import Account, register
 
 API = "/api/v1"
@@ -217,3 +218,16 @@ def test_two_conflicting_moves_at_once_never_lose_or_double_an_event(container: 
         assert len({e["position"] for e in trail}) == len(trail)
         if len(applied) == 2:
             assert [e["change"]["to"] for e in trail[1:]] == ["acknowledged", "resolved"]
+
+
+def test_an_incident_with_a_long_history_loads_from_a_snapshot(container: Container, client: TestClient[Any]) -> None:
+    ann = register(client, "ann@acme.io")
+    incident_id = UUID(create(client, ann)["id"])
+    actor = UUID(ann.user_id)
+    for n in range(120):
+        container.incident_commands.change_state(
+            ChangeIncidentState(actor=actor, incident_id=incident_id, state=("mitigated", "investigating")[n % 2]))
+    snapshots = list(container.store.app.snapshots.get(incident_id))
+    assert [s.originator_version for s in snapshots] == [100]
+    loaded = container.store.get(Incident, incident_id)
+    assert loaded.version == 121 and loaded.state == "investigating" and loaded.reopen_count == 0
