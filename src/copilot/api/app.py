@@ -54,6 +54,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # logging is configured once, by the CLI
         cors_config=CORSConfig(allow_origins=[], allow_credentials=True),
         **litestar_options,
     )

@@ -11,7 +11,7 @@ from copilot.api.throttle import FixedWindowCounter
 
 __all__ = ["RateLimitMiddleware"]
 
-_EXEMPT_PREFIXES = ("/docs", "/redoc", "/schema", "/healthz", "/readyz", "/metrics")
+_EXEMPT_PREFIXES = ("/docs", "/redoc", "/openapi", "/healthz", "/readyz", "/metrics")
 
 
 def _caller_key(scope: dict[str, Any]) -> str:
