@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,12 +59,13 @@ def _build_bus(settings: Settings, container: Any) -> Any:
     return InProcessBus(replay_from_log)
 
 
-async def _serve(settings: Settings, role: str) -> None:
+async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket]) -> None:
     from copilot.bootstrap import build_container, postgres_conninfo
     from copilot.security import TokenIssuer
     from copilot.stream import Hub, LogReader, Relay, create_gateway_app
 
     servers: list[_Server] = []
+    sockets: dict[_Server, socket.socket] = {}
     tasks: list[asyncio.Task[None]] = []
     container = None
     stop = asyncio.Event()
@@ -87,10 +89,12 @@ async def _serve(settings: Settings, role: str) -> None:
 
         assert container is not None
         servers.append(_uvicorn(create_api_app(container), settings, settings.api_port))
+        sockets[servers[-1]] = ports["api"]
     if role in ("all", "stream"):
         assert bus is not None
         gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub())
         servers.append(_uvicorn(gateway, settings, settings.ws_port))
+        sockets[servers[-1]] = ports["ws"]
 
     loop = asyncio.get_running_loop()
 
@@ -111,7 +115,7 @@ async def _serve(settings: Settings, role: str) -> None:
     )
     try:
         if servers:
-            await asyncio.gather(*(server.serve() for server in servers))
+            await asyncio.gather(*(server.serve(sockets=[sockets[server]]) for server in servers))
             request_stop()
         else:
             await stop.wait()
@@ -123,9 +127,29 @@ async def _serve(settings: Settings, role: str) -> None:
             await bus.close()
         if container is not None:
             await asyncio.to_thread(container.close)
-    if any(not server.started for server in servers) and not stop.is_set():
-        raise SystemExit("a server failed to start (is the port in use?)")
+
+
+def _listen(host: str, port: int, variable: str) -> socket.socket:
+    """Bind before anything else starts, so a busy port is one clear line, not a traceback."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SystemExit(f"copilot: cannot listen on {host}:{port} ({error.strerror}); "
+                         f"is something else using it? Set {variable} to another port.") from None
+    return sock
 
 
 def serve(settings: Settings, role: str = "all") -> None:
-    asyncio.run(_serve(settings, role))
+    ports = {}
+    if role in ("all", "api"):
+        ports["api"] = _listen(settings.bind_host, settings.api_port, "COPILOT_API_PORT")
+    if role in ("all", "stream"):
+        ports["ws"] = _listen(settings.bind_host, settings.ws_port, "COPILOT_WS_PORT")
+    try:
+        asyncio.run(_serve(settings, role, ports))
+    finally:
+        for sock in ports.values():
+            sock.close()

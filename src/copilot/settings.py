@@ -157,8 +157,16 @@ def _secret_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> str:
     return key
 
 
-def _encryption_key(env: Mapping[str, str]) -> bytes | None:
+def _encryption_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> bytes | None:
     raw = env.get("COPILOT_ENCRYPTION_KEY", "").strip()
+    if not raw and embedded:
+        # Embedded mode keeps one generated key beside the database it protects.
+        path = var_dir / "encryption_key"
+        if not path.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+            path.chmod(0o600)
+        raw = path.read_text().strip()
     if not raw:
         return None
     try:
@@ -190,7 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_port=_port(env, "COPILOT_API_PORT", 8580),
         ws_port=_port(env, "COPILOT_WS_PORT", 8505),
         secret_key=_secret_key(env, var_dir, embedded),
-        encryption_key=_encryption_key(env),
+        encryption_key=_encryption_key(env, var_dir, embedded),
         llm_model=llm_model,
         llm_api_base=env.get("COPILOT_LLM_API_BASE", "").strip() or None,
         log_level=_log_level(env),

@@ -17,7 +17,7 @@ from copilot.api.errors import exception_handlers
 from copilot.api.incidents import IncidentsController
 from copilot.api.projects import ProjectsController
 from copilot.api.ratelimit import RateLimitMiddleware
-from copilot.api.throttle import LoginThrottle
+from copilot.api.throttle import FixedWindowCounter, LoginThrottle
 from copilot.bootstrap import Container
 
 __all__ = ["create_api_app"]
@@ -34,6 +34,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
     settings = container.settings
     throttle = LoginThrottle(per_email=settings.login_attempts_per_window,
                              per_address=settings.login_attempts_per_window * 5)
+    budget = FixedWindowCounter(settings.rate_limit_per_minute, 60)
     api = Router(
         path="/api/v1",
         route_handlers=[AuthController, ProjectsController, IncidentsController],
@@ -46,7 +47,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
             "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[DefineMiddleware(RateLimitMiddleware, limit_per_minute=settings.rate_limit_per_minute)],  # type: ignore[arg-type]
+        middleware=[DefineMiddleware(RateLimitMiddleware, counter=budget, tokens=container.tokens)],  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="SRE Copilot",
             version=__version__,

@@ -58,6 +58,8 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
             where = item.get("key")
             text = str(item.get("message", ""))
             messages.append(f"{where}: {text}" if where and where not in text else text)
+    if "'data'" in messages:  # litestar's way of saying the body was empty
+        return _json(400, "a JSON request body is required")
     detail = "; ".join(m for m in messages if m) or str(exc.detail)
     lowered = f"{exc.detail} {detail}".lower()
     status = 400 if ("malformed" in lowered or "missing required" in lowered or "decode" in lowered) else 422
@@ -70,6 +72,11 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Raised while decoding a request body: the client's mistake, not ours.
+    if isinstance(exc, RecursionError):
+        return _json(400, "JSON is nested too deeply")
+    if isinstance(exc, UnicodeDecodeError):
+        return _json(400, "the request body is not valid UTF-8")
     if _is_database_down(exc):
         log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
         return _json(503, "the event store is unavailable; retry shortly", {"Retry-After": "1"})

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
 import msgspec
 
 from copilot.api.throttle import FixedWindowCounter
+from copilot.security import TokenError, TokenIssuer
 
 __all__ = ["RateLimitMiddleware"]
 
 _EXEMPT_PREFIXES = ("/docs", "/redoc", "/openapi", "/healthz", "/readyz", "/metrics")
 
 
-def _caller_key(scope: dict[str, Any]) -> str:
-    """The token's subject when one is presented (unverified: it only picks a bucket), else the address."""
+def _caller_key(scope: dict[str, Any], tokens: TokenIssuer) -> str:
+    """The verified token's user when a valid one is presented, else the client address.
+
+    Verifying matters: an unverified subject would let anyone spend a victim's budget, or
+    dodge the limit with a fresh made-up subject per request.
+    """
     headers = dict(scope.get("headers") or [])
     token = ""
     auth = headers.get(b"authorization", b"").decode("latin-1")
@@ -28,25 +32,26 @@ def _caller_key(scope: dict[str, Any]) -> str:
                 token = value
     if token:
         try:
-            sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
-            if isinstance(sub, str):
-                return f"user:{sub}"
-        except jwt.PyJWTError:
+            return f"user:{tokens.decode(token, 'access').sub}"
+        except TokenError:
             pass
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: Any, limit_per_minute: int) -> None:
+    """Litestar builds one middleware per route, so the counter is passed in and shared by all."""
+
+    def __init__(self, app: Any, counter: FixedWindowCounter, tokens: TokenIssuer) -> None:
         self.app = app
-        self.counter = FixedWindowCounter(limit_per_minute, 60)
+        self.counter = counter
+        self.tokens = tokens
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith(_EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        allowed, limit, remaining, reset = self.counter.hit(_caller_key(scope))
+        allowed, limit, remaining, reset = self.counter.hit(_caller_key(scope, self.tokens))
         headers = [
             (b"x-ratelimit-limit", str(limit).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),

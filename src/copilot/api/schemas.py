@@ -29,8 +29,12 @@ __all__ = [
     "WsToken",
 ]
 
-# Printable text: no control characters (PostgreSQL cannot store NUL; none belongs in a name).
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+# Printable text: no control characters (PostgreSQL cannot store NUL; none belongs in a name), and at
+# least one visible character (not only spaces, zero-width or direction marks). Python's `$` also
+# matches before a final newline, hence `$(?!\n)`; `\A`/`\Z` would not survive into JSON Schema.
+_INVISIBLE = r"\s\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+_LINE = rf"^[^\x00-\x1f\x7f]*[^{_INVISIBLE}][^\x00-\x1f\x7f]*$(?!\n)"
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, Meta(max_length=5000, pattern=r"^[^\x00]*$")]
 Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$")]
 Password = Annotated[str, Meta(min_length=8, max_length=256, pattern=r"^[^\x00]*$")]
@@ -145,8 +149,8 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 IncidentState = Literal[
     "detected", "acknowledged", "investigating", "mitigated", "resolved", "inconclusive", "learned"
 ]
-Title = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
-ServiceName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$")]
+Title = Annotated[str, Meta(min_length=1, max_length=500, pattern=_LINE)]
+ServiceName = Annotated[str, Meta(min_length=1, max_length=200, pattern=rf"^[^{_INVISIBLE}][^\x00-\x1f\x7f]*$(?!\n)")]
 
 
 class IncidentCreate(msgspec.Struct):

@@ -69,6 +69,7 @@ class Incident(Aggregate):
         self.resolved_at: datetime | None = None
         self.learned_at: datetime | None = None
         self.reopen_count = 0
+        self.alert_ids: list[UUID] = []
 
     def change_state(self, to_state: str, by: UUID | None) -> bool:
         """Move to `to_state`; False when already there (nothing recorded)."""
@@ -105,3 +106,18 @@ class Incident(Aggregate):
     @event("SeverityChanged")
     def _change_severity(self, from_severity: str, to_severity: str, by: UUID | None) -> None:
         self.severity = to_severity
+
+    def link_alert(self, alert_id: UUID, fingerprint: str, alert_name: str, severity: str) -> bool:
+        """Attach an alert as evidence; False when it already is."""
+        if alert_id in self.alert_ids:
+            return False
+        self._link_alert(alert_id=alert_id, fingerprint=fingerprint, alert_name=alert_name, severity=severity)
+        return True
+
+    @event("AlertLinked")
+    def _link_alert(self, alert_id: UUID, fingerprint: str, alert_name: str, severity: str) -> None:
+        self.alert_ids.append(alert_id)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in ("detected", "acknowledged", "investigating", "mitigated")

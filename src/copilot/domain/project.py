@@ -6,6 +6,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from copilot.domain.correlation import DEFAULT_MIN_SEVERITY, DEFAULT_WINDOW_MINUTES, validate_rule
 from copilot.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from copilot.domain.roles import Role
 
@@ -20,6 +21,8 @@ class Project(Aggregate):
         self.description = description
         self.members: dict[UUID, Role] = {created_by: Role.OWNER}
         self.deleted = False
+        self.alert_min_severity = DEFAULT_MIN_SEVERITY
+        self.alert_window_minutes = DEFAULT_WINDOW_MINUTES
 
     # -- who may do what ---------------------------------------------------------------
 
@@ -109,3 +112,17 @@ class Project(Aggregate):
     @event("MemberRemoved")
     def _remove_member(self, user_id: UUID, by: UUID) -> None:
         del self.members[user_id]
+
+    def change_correlation_rule(self, actor: UUID, min_severity: str, window_minutes: int) -> bool:
+        """Which firing alerts open incidents (at or above `min_severity`), and how long they group."""
+        self.require(actor, Role.ADMIN)
+        validate_rule(min_severity, window_minutes)
+        if (min_severity, window_minutes) == (self.alert_min_severity, self.alert_window_minutes):
+            return False
+        self._change_rule(min_severity=min_severity, window_minutes=window_minutes, by=actor)
+        return True
+
+    @event("CorrelationRuleChanged")
+    def _change_rule(self, min_severity: str, window_minutes: int, by: UUID) -> None:
+        self.alert_min_severity = min_severity
+        self.alert_window_minutes = window_minutes

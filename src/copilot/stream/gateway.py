@@ -151,8 +151,8 @@ async def _authenticate(socket: WebSocket[Any, Any, Any], tokens: TokenIssuer) -
     except TokenError:
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or expired ws token")
         return None
-    if message.tenantId is not None and _as_uuid(message.tenantId) != claims.tid:
-        await socket.close(code=CLOSE_UNAUTHORIZED, reason="tenantId does not match the token")
+    if message.tenantId is None or _as_uuid(message.tenantId) != claims.tid:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="tenantId is missing or is not the token's")
         return None
     return claims
 

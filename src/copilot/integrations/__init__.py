@@ -1,0 +1,1 @@
+"""Adapters to monitoring tools: alert payload formats, and connection probes."""
