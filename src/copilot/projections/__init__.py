@@ -3,10 +3,11 @@
 from copilot.projections.accounts import AccountsProjection
 from copilot.projections.base import Projection
 from copilot.projections.incidents import IncidentsProjection
+from copilot.projections.monitoring import MonitoringProjection
 from copilot.projections.projects import ProjectsProjection
 
-__all__ = ["AccountsProjection", "IncidentsProjection", "ProjectsProjection", "all_projections"]
+__all__ = ["AccountsProjection", "IncidentsProjection", "MonitoringProjection", "ProjectsProjection", "all_projections"]
 
 
 def all_projections() -> list[Projection]:
-    return [AccountsProjection(), ProjectsProjection(), IncidentsProjection()]
+    return [AccountsProjection(), ProjectsProjection(), IncidentsProjection(), MonitoringProjection()]

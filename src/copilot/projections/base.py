@@ -8,19 +8,12 @@ from typing import Any, ClassVar
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
+from copilot.domain.events import event_type
 from copilot.projections.db import Transaction
 
 __all__ = ["Projection", "event_type"]
 
 Handler = Callable[[Transaction, Any], None]
-
-
-def event_type(aggregate: type, name: str) -> type[DomainEvent]:
-    """An aggregate's event class by name (the `@event` decorator makes them at class creation)."""
-    cls = getattr(aggregate, name)
-    if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
-        raise TypeError(f"{aggregate.__name__}.{name} is not a domain event class")
-    return cls
 
 
 class Projection:

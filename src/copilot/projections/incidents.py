@@ -28,6 +28,7 @@ class IncidentsProjection(Projection):
             event_type(Incident, "Detected"): self._detected,
             event_type(Incident, "StateChanged"): self._state_changed,
             event_type(Incident, "SeverityChanged"): self._severity_changed,
+            event_type(Incident, "AlertLinked"): self._alert_linked,
         }
 
     def _audit(self, tx: Transaction, e: Any, actor: Any, change: dict[str, Any]) -> None:
@@ -80,3 +81,10 @@ class IncidentsProjection(Projection):
             {"id": e.originator_id, "severity": e.to_severity, "at": e.timestamp},
         )
         self._audit(tx, e, e.by, {"from": e.from_severity, "to": e.to_severity})
+
+    def _alert_linked(self, tx: Transaction, e: Any) -> None:
+        tx.execute("UPDATE incidents SET updated_at = :at WHERE id = :id", {"id": e.originator_id, "at": e.timestamp})
+        self._audit(tx, e, None, {
+            "alert_id": str(e.alert_id), "fingerprint": e.fingerprint, "alert_name": e.alert_name,
+            "severity": e.severity,
+        })

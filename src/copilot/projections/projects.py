@@ -25,6 +25,7 @@ class ProjectsProjection(Projection):
             event_type(Project, "MemberAdded"): self._member_added,
             event_type(Project, "MemberRoleChanged"): self._member_role_changed,
             event_type(Project, "MemberRemoved"): self._member_removed,
+            event_type(Project, "CorrelationRuleChanged"): self._rule_changed,
         }
 
     def _created(self, tx: Transaction, e: Any) -> None:
@@ -69,4 +70,11 @@ class ProjectsProjection(Projection):
         tx.execute(
             "DELETE FROM project_members WHERE project_id = :project_id AND user_id = :user_id",
             {"project_id": e.originator_id, "user_id": e.user_id},
+        )
+
+    def _rule_changed(self, tx: Transaction, e: Any) -> None:
+        tx.execute(
+            "UPDATE projects SET alert_min_severity = :severity, alert_window_minutes = :window, updated_at = :at"
+            " WHERE id = :id",
+            {"id": e.originator_id, "severity": e.min_severity, "window": e.window_minutes, "at": e.timestamp},
         )

@@ -84,3 +84,51 @@ class ProjectsView:
             f"{_MEMBER_QUERY} WHERE m.project_id = :project_id AND m.user_id = :user_id",
             {"project_id": project_id, "user_id": user_id},
         )
+
+
+_INTEGRATION_COLUMNS = (
+    "id, project_id, name, type, config, has_credentials, enabled, last_test_at, last_test_success,"
+    " last_test_detail, created_at, updated_at"
+)
+_ALERT_COLUMNS = (
+    "id, integration_id, fingerprint, name, severity, service, description, labels, annotations, status,"
+    " starts_at, ends_at, incident_id, fired_count, created_at, updated_at"
+)
+
+
+class MonitoringView:
+    def __init__(self, db: ReadDatabase) -> None:
+        self.db = db
+
+    def integrations(self, project_id: UUID) -> list[Row]:
+        return self.db.fetch_all(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE project_id = :project_id"
+            " AND deleted_at IS NULL ORDER BY created_at, id",
+            {"project_id": project_id},
+        )
+
+    def integration(self, project_id: UUID, integration_id: UUID) -> Row | None:
+        return self.db.fetch_one(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = :id AND project_id = :project_id"
+            " AND deleted_at IS NULL",
+            {"id": integration_id, "project_id": project_id},
+        )
+
+    def alerts(self, project_id: UUID, *, skip: int, limit: int, status: str | None = None,
+               severity: str | None = None, service: str | None = None) -> list[Row]:
+        where = ["project_id = :project_id"]
+        params: dict[str, object] = {"project_id": project_id, "skip": skip, "limit": limit}
+        for column, value in (("status", status), ("severity", severity), ("service", service)):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        return self.db.fetch_all(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)}"
+            " ORDER BY starts_at DESC, id DESC LIMIT :limit OFFSET :skip",
+            params,
+        )
+
+    def correlation_rule(self, project_id: UUID) -> Row | None:
+        return self.db.fetch_one(
+            "SELECT alert_min_severity, alert_window_minutes FROM projects WHERE id = :id", {"id": project_id}
+        )
