@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from copilot.commands.alerts import AlertHandlers
 from copilot.commands.auth import AuthHandlers
 from copilot.commands.incidents import IncidentHandlers
+from copilot.commands.integrations import IntegrationHandlers
 from copilot.commands.projects import ProjectHandlers
 from copilot.commands.store import EventStore, build_event_store
 from copilot.migrations import migrate
@@ -15,8 +17,9 @@ from copilot.projections import all_projections
 from copilot.projections.db import PostgresReadDatabase, ReadDatabase, SQLiteReadDatabase
 from copilot.projections.incident_views import IncidentsView
 from copilot.projections.runner import ProjectionRunner, TrackingWaiter
-from copilot.projections.views import AccountsView, ProjectsView
+from copilot.projections.views import AccountsView, MonitoringView, ProjectsView
 from copilot.security import PasswordHasher, TokenIssuer
+from copilot.security.credentials import CredentialCipher
 from copilot.settings import Settings
 
 __all__ = ["Container", "PositionWaiter", "build_container", "build_read_database", "postgres_conninfo"]
@@ -53,9 +56,12 @@ class Container:
     accounts: AccountsView
     projects: ProjectsView
     incidents: IncidentsView
+    monitoring: MonitoringView
     auth: AuthHandlers
     project_commands: ProjectHandlers
     incident_commands: IncidentHandlers
+    integration_commands: IntegrationHandlers
+    alert_commands: AlertHandlers
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -106,7 +112,10 @@ def build_container(settings: Settings, *, run_projections: bool = True, apply_m
         accounts=AccountsView(db),
         projects=projects,
         incidents=IncidentsView(db),
+        monitoring=MonitoringView(db),
         auth=AuthHandlers(store, hasher, projects.first_for_user),
         project_commands=ProjectHandlers(store),
         incident_commands=IncidentHandlers(store, projects.role_enum),
+        integration_commands=IntegrationHandlers(store, projects.role_enum, CredentialCipher(settings.encryption_key)),
+        alert_commands=AlertHandlers(store),
     )

@@ -15,9 +15,11 @@ from copilot import __version__
 from copilot.api.auth import AuthController, principal_dependency
 from copilot.api.errors import exception_handlers
 from copilot.api.incidents import IncidentsController
+from copilot.api.monitoring import MonitoringController
 from copilot.api.projects import ProjectsController
 from copilot.api.ratelimit import RateLimitMiddleware
 from copilot.api.throttle import FixedWindowCounter, LoginThrottle
+from copilot.api.webhooks import WebhooksController
 from copilot.bootstrap import Container
 
 __all__ = ["create_api_app"]
@@ -37,11 +39,13 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
     budget = FixedWindowCounter(settings.rate_limit_per_minute, 60)
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, ProjectsController, IncidentsController],
+        route_handlers=[AuthController, ProjectsController, IncidentsController, MonitoringController],
         dependencies={"principal": principal_dependency()},
     )
+    # Webhooks authenticate with their integration's token, not a user session.
+    webhooks = Router(path="/api/v1", route_handlers=[WebhooksController])
     return Litestar(
-        route_handlers=[api, healthz],
+        route_handlers=[api, webhooks, healthz],
         dependencies={
             "container": Provide(lambda: container, use_cache=True, sync_to_thread=False),
             "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),

@@ -209,3 +209,101 @@ class IncidentEvent(msgspec.Struct):
     occurred_at: datetime
     actor: Actor | None
     change: dict[str, object]
+
+
+# -- monitoring ----------------------------------------------------------------------------
+
+IntegrationType = Literal["prometheus", "alertmanager", "grafana", "datadog", "pagerduty", "webhook"]
+ConfigValue = str | int | bool
+SecretValue = Annotated[str, Meta(max_length=4096, pattern=r"^[^\x00]*$")]
+Credentials = Annotated[dict[Annotated[str, Meta(max_length=100)], SecretValue], Meta(max_length=20)]
+Config = Annotated[dict[Annotated[str, Meta(max_length=100)], ConfigValue], Meta(max_length=20)]
+
+
+class IntegrationCreate(msgspec.Struct):
+    name: Name
+    type: IntegrationType
+    config: Config = msgspec.field(default_factory=dict)
+    credentials: Credentials | None = None
+    enabled: bool = True
+
+
+class IntegrationUpdate(msgspec.Struct):
+    name: Name | None = None
+    config: Config | None = None
+    credentials: Credentials | None = None
+    enabled: bool | None = None
+
+
+class ConnectionTestRequest(msgspec.Struct):
+    type: IntegrationType
+    config: Config = msgspec.field(default_factory=dict)
+    credentials: Credentials | None = None
+    name: Name | None = None
+    enabled: bool | None = None
+
+
+class LastTest(msgspec.Struct):
+    at: datetime
+    success: bool
+    detail: str
+
+
+class IntegrationRead(msgspec.Struct, omit_defaults=True):
+    id: UUID
+    project_id: UUID
+    name: str
+    type: IntegrationType
+    config: dict[str, ConfigValue]
+    has_credentials: bool
+    enabled: bool
+    webhook_url: str
+    created_at: datetime
+    updated_at: datetime
+    last_test: LastTest | None = None
+    webhook_token: str | None = None  # only in the answer that creates or rotates it
+
+
+class WebhookToken(msgspec.Struct):
+    webhook_token: str
+    webhook_url: str
+
+
+class ConnectionTestResult(msgspec.Struct):
+    success: bool
+    latency_ms: float | None
+    detail: str
+    version: str | None = None
+
+
+class AlertRead(msgspec.Struct):
+    id: UUID
+    integration_id: UUID
+    fingerprint: str
+    name: str
+    severity: Severity
+    service: str
+    description: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    status: Literal["firing", "resolved"]
+    starts_at: datetime
+    ends_at: datetime | None
+    incident_id: UUID | None
+    fired_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CorrelationRule(msgspec.Struct):
+    min_severity: Severity
+    window_minutes: Annotated[int, Meta(ge=1, le=1440)]
+
+
+class IngestionResult(msgspec.Struct):
+    received: int
+    fired: int
+    repeated: int
+    resolved: int
+    incidents_opened: list[UUID]
+    incidents_joined: list[UUID]

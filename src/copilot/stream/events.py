@@ -15,6 +15,7 @@ import msgspec
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
+from copilot.domain.alert import Alert
 from copilot.domain.incident import STATE_TIMESTAMPS, Incident
 from copilot.projections.base import event_type
 
@@ -52,21 +53,26 @@ class PublicEvent(msgspec.Struct, frozen=True):
         return message
 
 
-IncidentScope = tuple[UUID, UUID]  # tenant, project
+Scope = tuple[UUID, UUID]  # tenant, project
+IncidentScope = Scope
 
 
 class PublicEventEncoder:
     """Turns log events into public events; knows which topics are public."""
 
-    def __init__(self, incident_scope: Callable[[UUID], IncidentScope | None]) -> None:
+    def __init__(self, incident_scope: Callable[[UUID], Scope | None],
+                 load_alert: Callable[[UUID], Alert | None] | None = None) -> None:
         # Incidents' later events do not repeat tenant and project: remember them from
         # Detected, and ask `incident_scope` (the event store) for incidents seen before a restart.
         self._lookup = incident_scope
+        self._load_alert = load_alert or (lambda _id: None)
         self._scopes: dict[UUID, IncidentScope] = {}
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
             get_topic(Incident.StateChanged): self._incident_state_changed,
             get_topic(event_type(Incident, "SeverityChanged")): self._incident_severity_changed,
+            get_topic(event_type(Alert, "Fired")): self._alert_fired,
+            get_topic(event_type(Alert, "Refired")): self._alert_refired,
         }
 
     @property
@@ -118,3 +124,24 @@ class PublicEventEncoder:
 
     def _incident_severity_changed(self, e: Any, position: int) -> PublicEvent | None:
         return self._updated(e, position, {"severity": e.to_severity, "previous_severity": e.from_severity})
+
+    def _alert(self, alert_id: UUID, tenant_id: UUID, project_id: UUID, timestamp: datetime, position: int,
+               data: dict[str, Any]) -> PublicEvent:
+        return PublicEvent(type="alert.fired", data={"id": alert_id, "status": "firing", **data},
+                           timestamp=timestamp, position=position, tenant_id=tenant_id, project_id=project_id,
+                           channel="alerts")
+
+    def _alert_fired(self, e: Any, position: int) -> PublicEvent:
+        return self._alert(e.originator_id, e.tenant_id, e.project_id, e.timestamp, position, {
+            "alertname": e.name, "severity": e.severity, "service": e.service, "description": e.description,
+            "fingerprint": e.fingerprint, "starts_at": e.starts_at,
+        })
+
+    def _alert_refired(self, e: Any, position: int) -> PublicEvent | None:
+        alert = self._load_alert(e.originator_id)  # name and service never change; the rest is in the event
+        if alert is None:
+            return None
+        return self._alert(e.originator_id, alert.tenant_id, alert.project_id, e.timestamp, position, {
+            "alertname": alert.name, "severity": e.severity, "service": alert.service,
+            "description": e.description, "fingerprint": alert.fingerprint, "starts_at": e.starts_at,
+        })

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from copilot.commands.store import EventStore
+from copilot.domain.alert import Alert
 from copilot.domain.incident import Incident
 from copilot.listen import LogListener
 from copilot.projections.db import ReadDatabase
@@ -39,7 +40,7 @@ class LogReader:
             incident = store.find(Incident, incident_id)
             return None if incident is None else (incident.tenant_id, incident.project_id)
 
-        self.encoder = PublicEventEncoder(scope)
+        self.encoder = PublicEventEncoder(scope, lambda alert_id: store.find(Alert, alert_id))
 
     def read(self, after: int, limit: int) -> tuple[list[PublicEvent], int]:
         """Public events after `after` in the next `limit` log entries, and the last position read."""
