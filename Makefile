@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-integration test-e2e lint migrate clean
+.PHONY: install tools run test test-unit test-integration test-e2e lint migrate clean
 
 # Create the virtualenv and install the project with its test tools; redone when pyproject changes.
 $(STAMP): pyproject.toml
@@ -16,12 +16,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Real Prometheus and Alertmanager for the monitoring tests, from Debian's packages.
+TOOLS := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
+SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(TOOLS):
+	@command -v apt-get >/dev/null || { echo "install Prometheus and Alertmanager (Debian: prometheus prometheus-alertmanager)" >&2; exit 1; }
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+
+tools: $(TOOLS)
+
 ## run: the all-in-one server (REST :8580/api/v1, WebSocket :8505/ws, SQLite under ./var/)
 run: $(STAMP)
 	$(VENV)/bin/copilot serve
 
 ## test: the whole suite (unit, integration on SQLite and PostgreSQL, e2e)
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)
 	$(PY) -m pytest
 
 test-unit: $(STAMP)
@@ -30,7 +40,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) $(TOOLS)
 	$(PY) -m pytest tests/e2e
 
 lint: $(STAMP)
