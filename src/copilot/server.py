@@ -61,6 +61,7 @@ def _build_bus(settings: Settings, container: Any) -> Any:
 
 async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket]) -> None:
     from copilot.bootstrap import build_container, postgres_conninfo
+    from copilot.integrations.prometheus_poller import PrometheusPoller
     from copilot.security import TokenIssuer
     from copilot.stream import Hub, LogReader, Relay, create_gateway_app
 
@@ -78,12 +79,15 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     if bus is not None:
         await bus.start()
     relay = None
+    poller = None
     if role in ("all", "relay"):
         assert container is not None and bus is not None
         relay = Relay(LogReader(container.store), container.db, bus,
                       listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
         container.store.on_append(relay.wake)
         tasks.append(asyncio.create_task(relay.run()))
+        poller = PrometheusPoller(container.store, container.db, container.alert_commands)
+        tasks.append(asyncio.create_task(poller.run()))
     if role in ("all", "api"):
         from copilot.api.app import create_api_app
 
@@ -105,6 +109,8 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
             server.should_exit = True
         if relay is not None:
             relay.stop()
+        if poller is not None:
+            poller.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)

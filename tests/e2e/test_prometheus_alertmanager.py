@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.api import Account, Users
 from tests.e2e.monitoring_tools import alertmanager, prometheus
 from tests.e2e.server import Server
@@ -121,3 +123,22 @@ def test_a_bad_url_or_token_gives_a_clear_failure(server: Server, users: Users, 
         f"/webhooks/alertmanager/{receiver['id']}", headers={"Authorization": "Bearer whk_wrong"},
         json={"version": "4", "alerts": []})
     assert response.status_code == 401 and response.json()["detail"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_polled_prometheus_reports_firing_alerts_and_their_end(
+    server: Server, users: Users, tmp_path: Path, backend: str
+) -> None:
+    owner = users.register(who="sre")
+    base = f"/projects/{owner.project_id}/monitoring"
+    rules = rule_firing_until(time.time() + 8)
+    with prometheus(tmp_path / "prom", None, rules) as prom_url:
+        response = owner.client.post(f"{base}/integrations", json={
+            "name": "polled", "type": "prometheus", "config": {"url": prom_url, "poll_interval_seconds": 10}})
+        assert response.status_code == 201, response.text
+        [alert] = wait_for(lambda: owner.client.get(f"{base}/alerts").json(), 20, "the polled alert")
+        assert (alert["name"], alert["service"], alert["status"]) == ("CheckoutErrorRate", "checkout", "firing")
+        assert alert["incident_id"]
+        resolved = wait_for(lambda: owner.client.get(f"{base}/alerts?status=resolved").json(), 30,
+                            "the next poll to see the alert gone")
+        assert [a["id"] for a in resolved] == [alert["id"]]

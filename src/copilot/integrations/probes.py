@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["ProbeResult", "probe"]
+__all__ = ["ProbeResult", "forbidden_target", "probe"]
 
 TIMEOUT_SECONDS = 5.0
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"}
@@ -92,7 +92,7 @@ def _looks_right(kind: str, body: Any) -> bool:
     return True
 
 
-async def _forbidden_target(host: str) -> str | None:
+async def forbidden_target(host: str) -> str | None:
     """Why this host must not be called, or None."""
     if host.lower().rstrip(".") in _METADATA_HOSTS:
         return f"{host} is a cloud metadata endpoint; refusing to call it"
@@ -118,7 +118,7 @@ async def probe(kind: str, config: dict[str, Any], credentials: dict[str, Any]) 
                                               "send it a webhook to check it end to end")
     url = base.rstrip("/") + path
     host = urlsplit(url).hostname or ""
-    refusal = await _forbidden_target(host)
+    refusal = await forbidden_target(host)
     if refusal:
         return ProbeResult(False, None, None, refusal)
     started = time.perf_counter()
