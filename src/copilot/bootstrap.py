@@ -10,6 +10,7 @@ from copilot.commands.alerts import AlertHandlers
 from copilot.commands.auth import AuthHandlers
 from copilot.commands.incidents import IncidentHandlers
 from copilot.commands.integrations import IntegrationHandlers
+from copilot.commands.investigations import InvestigationHandlers
 from copilot.commands.projects import ProjectHandlers
 from copilot.commands.store import EventStore, build_event_store
 from copilot.migrations import migrate
@@ -17,7 +18,7 @@ from copilot.projections import all_projections
 from copilot.projections.db import PostgresReadDatabase, ReadDatabase, SQLiteReadDatabase
 from copilot.projections.incident_views import IncidentsView
 from copilot.projections.runner import ProjectionRunner, TrackingWaiter
-from copilot.projections.views import AccountsView, MonitoringView, ProjectsView
+from copilot.projections.views import AccountsView, InvestigationsView, MonitoringView, ProjectsView
 from copilot.security import PasswordHasher, TokenIssuer
 from copilot.security.credentials import CredentialCipher
 from copilot.settings import Settings
@@ -57,11 +58,13 @@ class Container:
     projects: ProjectsView
     incidents: IncidentsView
     monitoring: MonitoringView
+    investigations: InvestigationsView
     auth: AuthHandlers
     project_commands: ProjectHandlers
     incident_commands: IncidentHandlers
     integration_commands: IntegrationHandlers
     alert_commands: AlertHandlers
+    investigation_commands: InvestigationHandlers
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -113,9 +116,11 @@ def build_container(settings: Settings, *, run_projections: bool = True, apply_m
         projects=projects,
         incidents=IncidentsView(db),
         monitoring=MonitoringView(db),
+        investigations=InvestigationsView(db),
         auth=AuthHandlers(store, hasher, projects.first_for_user),
         project_commands=ProjectHandlers(store),
         incident_commands=IncidentHandlers(store, projects.role_enum),
         integration_commands=IntegrationHandlers(store, projects.role_enum, CredentialCipher(settings.encryption_key)),
         alert_commands=AlertHandlers(store),
+        investigation_commands=InvestigationHandlers(store, projects.role_enum),
     )

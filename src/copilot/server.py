@@ -18,7 +18,7 @@ __all__ = ["ROLES", "serve"]
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "api", "stream", "projector", "relay")
+ROLES = ("all", "api", "stream", "projector", "relay", "investigator")
 
 
 class _Server(uvicorn.Server):
@@ -62,6 +62,7 @@ def _build_bus(settings: Settings, container: Any) -> Any:
 async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket]) -> None:
     from copilot.bootstrap import build_container, postgres_conninfo
     from copilot.integrations.prometheus_poller import PrometheusPoller
+    from copilot.investigation.workflow import Investigator
     from copilot.security import TokenIssuer
     from copilot.stream import Hub, LogReader, Relay, create_gateway_app
 
@@ -70,7 +71,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     tasks: list[asyncio.Task[None]] = []
     container = None
     stop = asyncio.Event()
-    if role in ("all", "api", "projector", "relay"):
+    if role in ("all", "api", "projector", "relay", "investigator"):
         container = await asyncio.to_thread(
             build_container, settings, run_projections=role in ("all", "projector"))
         if container.runner is not None:
@@ -88,6 +89,13 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
         tasks.append(asyncio.create_task(relay.run()))
         poller = PrometheusPoller(container.store, container.db, container.alert_commands)
         tasks.append(asyncio.create_task(poller.run()))
+    investigator = None
+    if role in ("all", "investigator"):
+        assert container is not None
+        investigator = Investigator(container.store, container.db,
+                                    listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
+        container.store.on_append(investigator.wake)
+        tasks.append(asyncio.create_task(investigator.run()))
     if role in ("all", "api"):
         from copilot.api.app import create_api_app
 
@@ -111,6 +119,8 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
             relay.stop()
         if poller is not None:
             poller.stop()
+        if investigator is not None:
+            investigator.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)

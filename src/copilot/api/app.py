@@ -15,6 +15,7 @@ from copilot import __version__
 from copilot.api.auth import AuthController, principal_dependency
 from copilot.api.errors import exception_handlers
 from copilot.api.incidents import IncidentsController
+from copilot.api.investigations import ChangesController, ChangeWebhookController, InvestigationsController
 from copilot.api.monitoring import MonitoringController
 from copilot.api.projects import ProjectsController
 from copilot.api.ratelimit import RateLimitMiddleware
@@ -39,11 +40,12 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
     budget = FixedWindowCounter(settings.rate_limit_per_minute, 60)
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, ProjectsController, IncidentsController, MonitoringController],
+        route_handlers=[AuthController, ProjectsController, IncidentsController, InvestigationsController,
+                        MonitoringController, ChangesController],
         dependencies={"principal": principal_dependency()},
     )
     # Webhooks authenticate with their integration's token, not a user session.
-    webhooks = Router(path="/api/v1", route_handlers=[WebhooksController])
+    webhooks = Router(path="/api/v1", route_handlers=[WebhooksController, ChangeWebhookController])
     return Litestar(
         route_handlers=[api, webhooks, healthz],
         dependencies={

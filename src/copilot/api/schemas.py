@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -307,3 +307,78 @@ class IngestionResult(msgspec.Struct):
     resolved: int
     incidents_opened: list[UUID]
     incidents_joined: list[UUID]
+
+
+# -- investigations ------------------------------------------------------------------------
+
+ChangeType = Literal["deploy", "config", "feature_flag", "infra"]
+Version = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$(?!\n)")]
+
+
+class ChangeCreate(msgspec.Struct):
+    service_name: ServiceName
+    type: ChangeType
+    description: Text = ""
+    version: Version | None = None
+    occurred_at: datetime | None = None
+
+
+class ChangeRead(msgspec.Struct):
+    id: UUID
+    project_id: UUID
+    service_name: str
+    type: ChangeType
+    description: str
+    version: str | None
+    occurred_at: datetime
+    recorded_by: UUID | None
+    integration_id: UUID | None
+    created_at: datetime
+
+
+class InvestigationStarted(msgspec.Struct):
+    incident_id: UUID
+    status: Literal["running"] = "running"
+
+
+class WorkflowStep(msgspec.Struct):
+    step: str
+    status: Literal["pending", "running", "completed", "skipped", "failed"]
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: str | None
+    findings: Any
+
+
+class Workflow(msgspec.Struct):
+    incident_id: UUID
+    run: int
+    status: str
+    trigger: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    engine: str | None
+    cached: bool | None
+    steps: list[WorkflowStep]
+
+
+class HypothesisRead(msgspec.Struct):
+    id: UUID
+    incident_id: UUID
+    claim: str
+    description: str
+    category: str
+    confidence_score: float
+    confidence_lower: float
+    confidence_upper: float
+    rank: int
+    supporting_evidence: list[str]
+    contradicting_evidence: list[str]
+    recommendation: str | None
+    user_feedback: str | None
+    created_at: datetime
+
+
+class FeedbackCreate(msgspec.Struct):
+    feedback: Literal["confirmed", "rejected", "helpful", "not_helpful"]
+    comment: Text | None = None

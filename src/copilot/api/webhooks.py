@@ -32,7 +32,7 @@ __all__ = ["WebhooksController"]
 _ALERTMANAGER_KINDS = frozenset({"alertmanager", "prometheus"})
 
 
-def _bearer(request: Request[Any, Any, Any]) -> str:
+def bearer_token(request: Request[Any, Any, Any]) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("send the integration's webhook token as Authorization: Bearer <token>")
@@ -46,7 +46,7 @@ async def _ingest(
     accepted_kinds: frozenset[str],
     parse: Callable[[Integration, datetime], Sequence[IncomingAlert]],
 ) -> IngestionResult:
-    integration = await blocking(container.alert_commands.authenticate, integration_id, _bearer(request))
+    integration = await blocking(container.alert_commands.authenticate, integration_id, bearer_token(request))
     if integration.kind not in accepted_kinds:
         raise NotFoundError(f"this integration is of type {integration.kind}; use its own webhook URL")
     alerts = parse(integration, datetime.now(UTC))

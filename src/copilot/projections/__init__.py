@@ -3,11 +3,20 @@
 from copilot.projections.accounts import AccountsProjection
 from copilot.projections.base import Projection
 from copilot.projections.incidents import IncidentsProjection
+from copilot.projections.investigations import InvestigationsProjection
 from copilot.projections.monitoring import MonitoringProjection
 from copilot.projections.projects import ProjectsProjection
 
-__all__ = ["AccountsProjection", "IncidentsProjection", "MonitoringProjection", "ProjectsProjection", "all_projections"]
+__all__ = [
+    "AccountsProjection",
+    "IncidentsProjection",
+    "InvestigationsProjection",
+    "MonitoringProjection",
+    "ProjectsProjection",
+    "all_projections",
+]
 
 
 def all_projections() -> list[Projection]:
-    return [AccountsProjection(), ProjectsProjection(), IncidentsProjection(), MonitoringProjection()]
+    return [AccountsProjection(), ProjectsProjection(), IncidentsProjection(), MonitoringProjection(),
+            InvestigationsProjection()]

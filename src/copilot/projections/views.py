@@ -132,3 +132,49 @@ class MonitoringView:
         return self.db.fetch_one(
             "SELECT alert_min_severity, alert_window_minutes FROM projects WHERE id = :id", {"id": project_id}
         )
+
+
+class InvestigationsView:
+    def __init__(self, db: ReadDatabase) -> None:
+        self.db = db
+
+    def changes(self, project_id: UUID, *, skip: int, limit: int, service: str | None = None,
+                kind: str | None = None) -> list[Row]:
+        where = ["project_id = :project_id"]
+        params: dict[str, object] = {"project_id": project_id, "skip": skip, "limit": limit}
+        if service is not None:
+            where.append("service_name = :service")
+            params["service"] = service
+        if kind is not None:
+            where.append("kind = :kind")
+            params["kind"] = kind
+        return self.db.fetch_all(
+            "SELECT id, project_id, service_name, kind, description, version, occurred_at, recorded_by,"
+            f" integration_id, created_at FROM changes WHERE {' AND '.join(where)}"
+            " ORDER BY occurred_at DESC, id DESC LIMIT :limit OFFSET :skip",
+            params,
+        )
+
+    def change(self, change_id: UUID) -> Row | None:
+        return self.db.fetch_one(
+            "SELECT id, project_id, service_name, kind, description, version, occurred_at, recorded_by,"
+            " integration_id, created_at FROM changes WHERE id = :id", {"id": change_id})
+
+    def investigation(self, incident_id: UUID) -> Row | None:
+        return self.db.fetch_one(
+            "SELECT incident_id, run, status, trigger, started_at, finished_at, engine, cached FROM investigations"
+            " WHERE incident_id = :id", {"id": incident_id})
+
+    def steps(self, incident_id: UUID, run: int) -> list[Row]:
+        return self.db.fetch_all(
+            "SELECT step, status, started_at, finished_at, summary, findings FROM investigation_steps"
+            " WHERE incident_id = :id AND run = :run ORDER BY position", {"id": incident_id, "run": run})
+
+    def hypotheses(self, incident_id: UUID) -> list[Row]:
+        """The hypotheses of the latest run that produced any (a re-run keeps the last ones until it does)."""
+        return self.db.fetch_all(
+            "SELECT h.id, h.incident_id, h.claim, h.description, h.category, h.confidence_score,"
+            " h.confidence_lower, h.confidence_upper, h.rank, h.supporting_evidence, h.contradicting_evidence,"
+            " h.recommendation, h.user_feedback, h.created_at FROM hypotheses h WHERE h.incident_id = :id"
+            " AND h.run = (SELECT MAX(run) FROM hypotheses WHERE incident_id = :id) ORDER BY h.rank",
+            {"id": incident_id})

@@ -17,6 +17,7 @@ from eventsourcing.utils import get_topic
 
 from copilot.domain.alert import Alert
 from copilot.domain.incident import STATE_TIMESTAMPS, Incident
+from copilot.domain.investigation import Investigation
 from copilot.projections.base import event_type
 
 __all__ = ["CHANNELS", "PublicEvent", "PublicEventEncoder", "subject_for"]
@@ -61,11 +62,13 @@ class PublicEventEncoder:
     """Turns log events into public events; knows which topics are public."""
 
     def __init__(self, incident_scope: Callable[[UUID], Scope | None],
-                 load_alert: Callable[[UUID], Alert | None] | None = None) -> None:
+                 load_alert: Callable[[UUID], Alert | None] | None = None,
+                 load_investigation: Callable[[UUID], Investigation | None] | None = None) -> None:
         # Incidents' later events do not repeat tenant and project: remember them from
         # Detected, and ask `incident_scope` (the event store) for incidents seen before a restart.
         self._lookup = incident_scope
         self._load_alert = load_alert or (lambda _id: None)
+        self._load_investigation = load_investigation or (lambda _id: None)
         self._scopes: dict[UUID, IncidentScope] = {}
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
@@ -73,6 +76,7 @@ class PublicEventEncoder:
             get_topic(event_type(Incident, "SeverityChanged")): self._incident_severity_changed,
             get_topic(event_type(Alert, "Fired")): self._alert_fired,
             get_topic(event_type(Alert, "Refired")): self._alert_refired,
+            get_topic(event_type(Investigation, "HypothesesGenerated")): self._hypotheses_generated,
         }
 
     @property
@@ -145,3 +149,17 @@ class PublicEventEncoder:
             "alertname": alert.name, "severity": e.severity, "service": alert.service,
             "description": e.description, "fingerprint": alert.fingerprint, "starts_at": e.starts_at,
         })
+
+    def _hypotheses_generated(self, e: Any, position: int) -> PublicEvent | None:
+        investigation = self._load_investigation(e.originator_id)
+        if investigation is None:
+            return None
+        top = e.hypotheses[0] if e.hypotheses else None
+        return PublicEvent(
+            type="hypothesis.generated",
+            data={"count": len(e.hypotheses), "run": e.run, "cached": e.cached,
+                  "top_hypothesis": None if top is None else {
+                      "id": top["id"], "claim": top["claim"], "confidence_score": top["confidence_score"]}},
+            timestamp=e.timestamp, position=position, tenant_id=investigation.tenant_id,
+            project_id=investigation.project_id, channel="hypotheses", incident_id=investigation.incident_id,
+        )

@@ -16,6 +16,8 @@ from uuid import UUID
 from copilot.commands.store import EventStore
 from copilot.domain.alert import Alert
 from copilot.domain.incident import Incident
+from copilot.domain.investigation import Investigation
+from copilot.leadership import hold_advisory_lock
 from copilot.listen import LogListener
 from copilot.projections.db import ReadDatabase
 from copilot.projections.runner import read_positions
@@ -40,7 +42,8 @@ class LogReader:
             incident = store.find(Incident, incident_id)
             return None if incident is None else (incident.tenant_id, incident.project_id)
 
-        self.encoder = PublicEventEncoder(scope, lambda alert_id: store.find(Alert, alert_id))
+        self.encoder = PublicEventEncoder(scope, lambda alert_id: store.find(Alert, alert_id),
+                                          lambda investigation_id: store.find(Investigation, investigation_id))
 
     def read(self, after: int, limit: int) -> tuple[list[PublicEvent], int]:
         """Public events after `after` in the next `limit` log entries, and the last position read."""
@@ -156,17 +159,7 @@ class Relay:
         return True
 
     async def _become_leader(self) -> Any:
-        """On PostgreSQL one relay publishes at a time: an advisory lock held for its lifetime."""
+        """On PostgreSQL one relay publishes at a time; a standby takes over when it dies."""
         if self.db.dialect != "postgres" or self.listen_conninfo is None:
             return None
-        import psycopg
-
-        conninfo = self.listen_conninfo
-        conn: Any = await asyncio.to_thread(lambda: psycopg.connect(conninfo, autocommit=True))
-        while not self._stopping:
-            row = await asyncio.to_thread(lambda: conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                                              (_PG_RELAY_LOCK,)).fetchone())
-            if row and row[0]:
-                return conn
-            await asyncio.sleep(2.0)
-        return conn
+        return await hold_advisory_lock(self.listen_conninfo, _PG_RELAY_LOCK, lambda: self._stopping)

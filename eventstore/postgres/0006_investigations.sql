@@ -1,0 +1,85 @@
+-- Read models of the investigations projection.
+CREATE TABLE changes (
+    id              uuid PRIMARY KEY,
+    tenant_id       uuid NOT NULL,
+    project_id      uuid NOT NULL,
+    service_name    text NOT NULL,
+    kind            text NOT NULL,           -- deploy, config, feature_flag, infra
+    description     text NOT NULL,
+    version         text,
+    occurred_at     timestamptz NOT NULL,
+    recorded_by     uuid,
+    integration_id  uuid,
+    created_at      timestamptz NOT NULL
+);
+CREATE INDEX changes_project_time_idx ON changes (project_id, occurred_at DESC);
+
+-- The latest run of each incident's investigation.
+CREATE TABLE investigations (
+    incident_id       uuid PRIMARY KEY,
+    investigation_id  uuid NOT NULL UNIQUE,
+    project_id        uuid NOT NULL,
+    run           integer NOT NULL,
+    status        text NOT NULL,             -- running, completed, failed
+    trigger       text NOT NULL,
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz,
+    engine        text,
+    cached        boolean,
+    evidence_fingerprint  text              -- identical evidence reuses these hypotheses
+);
+CREATE INDEX investigations_fingerprint_idx ON investigations (project_id, evidence_fingerprint);
+
+CREATE TABLE investigation_steps (
+    incident_id  uuid NOT NULL,
+    run          integer NOT NULL,
+    step         text NOT NULL,
+    position     integer NOT NULL,          -- order of the step in the workflow
+    status       text NOT NULL,             -- running, completed, skipped, failed
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    summary      text,
+    findings     text,                      -- JSON
+    PRIMARY KEY (incident_id, run, step)
+);
+
+CREATE TABLE hypotheses (
+    id                      uuid PRIMARY KEY,
+    incident_id             uuid NOT NULL,
+    project_id              uuid NOT NULL,
+    run                     integer NOT NULL,
+    rank                    integer NOT NULL,
+    category                text NOT NULL,
+    claim                   text NOT NULL,
+    description             text NOT NULL,
+    confidence_score        double precision NOT NULL,
+    confidence_lower        double precision NOT NULL,
+    confidence_upper        double precision NOT NULL,
+    supporting_evidence     text NOT NULL,  -- JSON list
+    contradicting_evidence  text NOT NULL,  -- JSON list
+    recommendation          text,
+    user_feedback           text,
+    feedback_comment        text,
+    created_at              timestamptz NOT NULL
+);
+CREATE INDEX hypotheses_incident_idx ON hypotheses (incident_id, run, rank);
+CREATE INDEX hypotheses_feedback_idx ON hypotheses (project_id, user_feedback);
+
+-- Every LLM call (and cache hit) of an investigation: what analytics add up.
+CREATE TABLE llm_requests (
+    position           bigint PRIMARY KEY,
+    incident_id        uuid NOT NULL,
+    project_id         uuid NOT NULL,
+    tenant_id          uuid NOT NULL,
+    model              text NOT NULL,
+    request_type       text NOT NULL,
+    prompt_tokens      integer NOT NULL,
+    completion_tokens  integer NOT NULL,
+    cost_usd           numeric(18, 9) NOT NULL,
+    saved_usd          numeric(18, 9) NOT NULL,
+    cached             boolean NOT NULL,
+    success            boolean NOT NULL,
+    latency_ms         double precision NOT NULL,
+    occurred_at        timestamptz NOT NULL
+);
+CREATE INDEX llm_requests_project_time_idx ON llm_requests (project_id, occurred_at);

@@ -1,0 +1,1 @@
+"""Investigations: evidence gathering, the hypothesis engines, and the workflow that runs them."""

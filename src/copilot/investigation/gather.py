@@ -1,0 +1,212 @@
+"""The evidence-gathering steps: each reads one source and returns facts with a one-line summary.
+
+A source that is absent is `Skipped`; one that is down raises, and the workflow records the
+step as failed and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import msgspec
+
+from copilot.integrations.probes import forbidden_target
+from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
+from copilot.projections.db import ReadDatabase
+
+__all__ = ["METRIC_TEMPLATES", "Gatherer", "Skipped"]
+
+# PromQL per signal; {sel} is the service selector, e.g. service="payment-api".
+METRIC_TEMPLATES: dict[str, str] = {
+    "error_ratio": ('sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m]))'
+                    " / sum(rate(http_requests_total{{{sel}}}[5m]))"),
+    "latency_p99": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
+    "traffic": "sum(rate(http_requests_total{{{sel}}}[5m]))",
+    "cpu": "sum(rate(process_cpu_seconds_total{{{sel}}}[5m]))",
+    "memory": "sum(process_resident_memory_bytes{{{sel}}})",
+    "restarts": "sum(changes(process_start_time_seconds{{{sel}}}[15m]))",
+    "saturation": "max(saturation_ratio{{{sel}}})",
+}
+BASELINE = (timedelta(minutes=35), timedelta(minutes=5))  # from 35 to 5 minutes before detection
+AROUND = (timedelta(minutes=5), timedelta(minutes=10))  # from 5 before to 10 after
+CHANGE_LOOKBACK = timedelta(hours=2)
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+class Skipped(Exception):
+    """The source this step needs is not configured: not a failure, nothing to find."""
+
+
+@dataclass(frozen=True)
+class Found:
+    summary: str
+    facts: Any
+
+
+def _tokens(text: str) -> set[str]:
+    return {w for w in _WORDS.findall(text.lower()) if len(w) > 2}
+
+
+class Gatherer:
+    def __init__(self, db: ReadDatabase, now: Any) -> None:
+        self.db = db
+        self.now = now  # a callable returning the current time
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    def alerts(self, incident: IncidentFact, project_id: UUID) -> Found:
+        rows = self.db.fetch_all(
+            "SELECT name, severity, service, starts_at, description, incident_id FROM alerts"
+            " WHERE project_id = :project_id AND (incident_id = :incident_id"
+            " OR (service = :service AND status = 'firing')) ORDER BY starts_at, name",
+            {"project_id": project_id, "incident_id": incident.id, "service": incident.service},
+        )
+        facts = [AlertFact(name=r["name"], severity=r["severity"], service=r["service"], starts_at=r["starts_at"],
+                           description=r["description"], linked=r["incident_id"] == incident.id) for r in rows]
+        linked = sum(1 for f in facts if f.linked)
+        return Found(f"{len(facts)} alert(s): {linked} linked to the incident, {len(facts) - linked} firing "
+                     f"for {incident.service}", facts)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def prometheus_of(self, project_id: UUID) -> dict[str, Any] | None:
+        rows = self.db.fetch_all(
+            "SELECT config FROM integrations WHERE project_id = :project_id AND type = 'prometheus'"
+            " AND deleted_at IS NULL AND enabled = :enabled ORDER BY created_at",
+            {"project_id": project_id, "enabled": True},
+        )
+        return msgspec.json.decode(rows[0]["config"]) if rows else None
+
+    async def metrics(self, incident: IncidentFact, project_id: UUID) -> Found:
+        config = await asyncio.to_thread(self.prometheus_of, project_id)
+        if config is None:
+            raise Skipped("the project has no Prometheus integration")
+        base = config["url"]
+        refusal = await forbidden_target(httpx.URL(base).host)
+        if refusal:
+            raise Skipped(refusal)
+        label = config.get("service_label") or "service"
+        selector = f'{label}="{_escape(incident.service)}"'
+        t0 = incident.detected_at
+        baseline_at = t0 - BASELINE[1]
+        around_at = min(t0 + AROUND[1], self.now())
+        baseline_range = int((BASELINE[0] - BASELINE[1]).total_seconds() // 60)
+        around_range = max(1, int((around_at - (t0 - AROUND[0])).total_seconds() // 60))
+        facts: list[MetricFact] = []
+        async with httpx.AsyncClient(base_url=base, timeout=5.0, follow_redirects=False, trust_env=False,
+                                     verify=bool(config.get("verify_tls", True))) as client:
+            for signal, template in METRIC_TEMPLATES.items():
+                expr = template.format(sel=selector)
+                before = await _scalar(client, f"avg_over_time(({expr})[{baseline_range}m:1m])", baseline_at)
+                during = await _scalar(client, f"max_over_time(({expr})[{around_range}m:1m])", around_at)
+                if before is None and during is None:
+                    continue
+                facts.append(MetricFact(signal=signal, before=before, during=during,
+                                        change_pct=_change(before, during)))
+        moved = [f"{f.signal} {f.change_pct:+.0f}%" for f in facts if f.change_pct is not None
+                 and abs(f.change_pct) >= 25]
+        summary = (f"{len(facts)} signal(s) with data for {selector}"
+                   + (f"; changed: {', '.join(moved)}" if moved else "; none moved by 25% or more"))
+        return Found(summary, facts)
+
+    # -- change events ----------------------------------------------------------------------
+
+    def changes(self, incident: IncidentFact, project_id: UUID) -> Found:
+        t0 = incident.detected_at
+        rows = self.db.fetch_all(
+            "SELECT kind, service_name, description, version, occurred_at FROM changes"
+            " WHERE project_id = :project_id AND occurred_at >= :since AND occurred_at <= :until"
+            " ORDER BY occurred_at DESC",
+            {"project_id": project_id, "since": t0 - CHANGE_LOOKBACK, "until": t0 + timedelta(minutes=5)},
+        )
+        facts = [ChangeFact(kind=r["kind"], service_name=r["service_name"], description=r["description"],
+                            version=r["version"], occurred_at=r["occurred_at"],
+                            minutes_before=round((t0 - r["occurred_at"]).total_seconds() / 60, 1)) for r in rows]
+        own = sum(1 for f in facts if f.service_name == incident.service)
+        return Found(f"{len(facts)} change(s) in the two hours before detection, {own} of {incident.service}",
+                     facts)
+
+    # -- similar incidents ------------------------------------------------------------------
+
+    def similar(self, incident: IncidentFact, project_id: UUID) -> Found:
+        rows = self.db.fetch_all(
+            "SELECT i.id, i.title, i.description, i.service_name, i.detected_at, h.category, h.claim"
+            " FROM incidents i LEFT JOIN hypotheses h ON h.incident_id = i.id AND h.user_feedback = 'confirmed'"
+            " WHERE i.project_id = :project_id AND i.id <> :id AND i.detected_at < :t0"
+            " ORDER BY i.detected_at DESC LIMIT 500",
+            {"project_id": project_id, "id": incident.id, "t0": incident.detected_at},
+        )
+        alert_rows = self.db.fetch_all(
+            "SELECT incident_id, name FROM alerts WHERE project_id = :project_id AND incident_id IS NOT NULL",
+            {"project_id": project_id},
+        )
+        alerts_by_incident: dict[Any, set[str]] = {}
+        for row in alert_rows:
+            alerts_by_incident.setdefault(row["incident_id"], set()).add(row["name"])
+        mine = alerts_by_incident.get(incident.id, set())
+        words = _tokens(f"{incident.title} {incident.description}")
+        best: dict[Any, SimilarFact] = {}
+        for r in rows:
+            theirs = _tokens(f"{r['title']} {r['description']}")
+            text = len(words & theirs) / len(words | theirs) if words | theirs else 0.0
+            shared = mine & alerts_by_incident.get(r["id"], set())
+            score = round(0.45 * (r["service_name"] == incident.service) + 0.35 * text
+                          + 0.2 * (1.0 if shared else 0.0), 3)
+            if score < 0.3:
+                continue
+            fact = SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
+                               detected_at=r["detected_at"], score=score, confirmed_category=r["category"],
+                               confirmed_claim=r["claim"])
+            if r["id"] not in best or fact.confirmed_category:
+                best[r["id"]] = fact
+        ranked = sorted(best.values(), key=lambda f: (-f.score, -f.detected_at.timestamp()))[:5]
+        month_ago = incident.detected_at - timedelta(days=30)
+        recent = [f for f in best.values() if f.score >= 0.5 and f.detected_at >= month_ago]
+        novelty = "frequent" if len(recent) >= 3 else "rare" if best else "new"
+        return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def calibration(self, project_id: UUID) -> dict[str, tuple[int, int]]:
+        rows = self.db.fetch_all(
+            "SELECT category, user_feedback, COUNT(*) AS n FROM hypotheses WHERE project_id = :project_id"
+            " AND user_feedback IN ('confirmed', 'rejected') GROUP BY category, user_feedback",
+            {"project_id": project_id},
+        )
+        stats: dict[str, list[int]] = {}
+        for row in rows:
+            counts = stats.setdefault(row["category"], [0, 0])
+            counts[0 if row["user_feedback"] == "confirmed" else 1] += int(row["n"])
+        return {category: (c[0], c[1]) for category, c in stats.items()}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _change(before: float | None, during: float | None) -> float | None:
+    if before is None or during is None:
+        return None
+    if before == 0:
+        return 0.0 if during == 0 else 1000.0
+    return round((during - before) / abs(before) * 100, 1)
+
+
+async def _scalar(client: httpx.AsyncClient, query: str, at: datetime) -> float | None:
+    response = await client.get("/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"})
+    response.raise_for_status()
+    body = response.json()
+    result = body.get("data", {}).get("result", [])
+    if not result:
+        return None
+    try:
+        value = float(result[0]["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return None if value != value else value  # NaN: no data

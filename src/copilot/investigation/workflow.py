@@ -1,0 +1,281 @@
+"""The investigator: reacts to the log and drives each investigation through its recorded steps.
+
+It follows the log (tracking row `investigator`) for `Incident.Detected` (open an
+investigation and start its first run) and `Investigation.RunStarted` (a run someone asked
+for). Each step is appended as it starts and as it ends, so after a crash the next
+investigator resumes the run at its first unfinished step. On PostgreSQL one investigator
+is active at a time (an advisory lock); the aggregate's optimistic concurrency guards the
+rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+import msgspec
+from eventsourcing.utils import get_topic
+
+from copilot.commands.investigations import open_investigation
+from copilot.commands.store import ConcurrentWriteError, EventStore
+from copilot.domain.events import event_type
+from copilot.domain.incident import Incident
+from copilot.domain.investigation import Investigation
+from copilot.investigation.engine import generate_hypotheses
+from copilot.investigation.evidence import (
+    AlertFact,
+    ChangeFact,
+    Evidence,
+    IncidentFact,
+    MetricFact,
+    SimilarFact,
+    fingerprint,
+)
+from copilot.investigation.gather import Found, Gatherer, Skipped
+from copilot.leadership import hold_advisory_lock
+from copilot.listen import LogListener
+from copilot.projections.db import ReadDatabase
+from copilot.projections.runner import read_positions
+
+__all__ = ["INVESTIGATOR_TRACKING_NAME", "Investigator"]
+
+log = logging.getLogger(__name__)
+
+INVESTIGATOR_TRACKING_NAME = "investigator"
+STEP_TIMEOUT_SECONDS = 30.0
+_PG_INVESTIGATOR_LOCK = 0x5C0_93_01
+_DETECTED = get_topic(event_type(Incident, "Detected"))
+_RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
+
+
+def _builtins(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+class Investigator:
+    def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float = 0.5,
+                 listen_conninfo: str | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.store = store
+        self.db = db
+        self.gather = Gatherer(db, now)
+        self.poll_interval = poll_interval
+        self.listen_conninfo = listen_conninfo
+        self.now = now
+        self.position = 0
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # -- following the log ------------------------------------------------------------------
+
+    def wake(self, _position: int | None = None) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        leader = None
+        if self.db.dialect == "postgres" and self.listen_conninfo:
+            leader = await hold_advisory_lock(self.listen_conninfo, _PG_INVESTIGATOR_LOCK, lambda: self._stopping)
+        listener = None
+        if self.listen_conninfo:
+            channel = getattr(self.store.recorder, "channel_name", "copilot_events")
+            listener = LogListener(self.listen_conninfo, channel, self.wake)
+            listener.start()
+        try:
+            self.position = await asyncio.to_thread(lambda: read_positions(self.db).get(INVESTIGATOR_TRACKING_NAME, 0))
+            while not self._stopping:
+                try:
+                    progressed = await self.step()
+                except Exception:
+                    log.exception("investigator failed on the log after position %d; retrying", self.position)
+                    progressed = False
+                    await asyncio.sleep(1.0)
+                if not progressed:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            if listener is not None:
+                listener.stop()
+            if leader is not None:
+                await asyncio.to_thread(leader.close)
+
+    async def step(self) -> bool:
+        """Handle the triggers in the next batch of the log; False when there was nothing new."""
+        notifications = await asyncio.to_thread(
+            self.store.recorder.select_notifications, self.position, 100, None, (), inclusive_of_start=False)
+        if not notifications:
+            return False
+        for notification in notifications:
+            if self._stopping:
+                return True
+            if notification.topic == _DETECTED:
+                await self.investigate(notification.originator_id, trigger="detected")
+            elif notification.topic == _RUN_STARTED:
+                investigation = await asyncio.to_thread(self.store.find, Investigation, notification.originator_id)
+                if investigation is not None:
+                    await self.investigate(investigation.incident_id, trigger=None)
+            self.position = notification.id
+            await asyncio.to_thread(self._save_position, self.position)
+        return True
+
+    def _save_position(self, position: int) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                {"name": INVESTIGATOR_TRACKING_NAME, "position": position},
+            )
+
+    # -- one investigation ------------------------------------------------------------------
+
+    async def investigate(self, incident_id: UUID, trigger: str | None) -> None:
+        """Open (for `detected`) and advance the incident's investigation until its run is finished."""
+        if trigger is not None:
+            opened = await asyncio.to_thread(self._open, incident_id, trigger)
+            if not opened:
+                return
+        for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
+            investigation = await asyncio.to_thread(self.store.find, Investigation,
+                                                    Investigation.create_id(incident_id))
+            if investigation is None:
+                return
+            step = investigation.next_step()
+            if step is None:
+                if investigation.running:
+                    investigation.finish_run("completed")
+                    await self._append(investigation)
+                return
+            try:
+                await self._run_step(investigation, step)
+            except ConcurrentWriteError:
+                continue
+
+    def _open(self, incident_id: UUID, trigger: str) -> bool:
+        incident = self.store.find(Incident, incident_id)
+        if incident is None:
+            return False
+        investigation = open_investigation(self.store, incident)
+        if investigation.run > 0:
+            return True  # already opened (a replayed Detected): just advance it
+        investigation.start_run(trigger, None)
+        with contextlib.suppress(ConcurrentWriteError):  # another investigator opened it first
+            self.store.append(investigation)
+        return True
+
+    async def _append(self, investigation: Investigation) -> None:
+        await asyncio.to_thread(self.store.append, investigation)
+
+    async def _run_step(self, investigation: Investigation, step: str) -> None:
+        investigation.start_step(step)
+        await self._append(investigation)
+        incident = await asyncio.to_thread(self.store.get, Incident, investigation.incident_id)
+        fact = IncidentFact(id=incident.id, title=incident.title, description=incident.description,
+                            service=incident.service_name, severity=incident.severity,
+                            detected_at=incident.detected_at)
+        try:
+            found = await asyncio.wait_for(self._do(step, investigation, fact), STEP_TIMEOUT_SECONDS)
+        except Skipped as reason:
+            investigation.skip_step(step, str(reason))
+        except Exception as error:  # the source is down or broken: record it and go on
+            log.warning("step %s of the investigation of %s failed: %s", step, fact.id, error)
+            investigation.fail_step(step, f"{type(error).__name__}: {error}"[:1000])
+        else:
+            investigation.complete_step(step, found.summary, _builtins(found.facts))
+            if step == "rank":
+                findings = investigation.findings["generate"]
+                investigation.generate(found.facts["hypotheses"], engine=findings["engine"],
+                                       evidence_fingerprint=findings["fingerprint"], cached=findings["cached"])
+        await self._append(investigation)
+
+    async def _do(self, step: str, investigation: Investigation, incident: IncidentFact) -> Found:
+        project_id = investigation.project_id
+        actions: dict[str, Callable[[], Awaitable[Found]]] = {
+            "collect_alerts": lambda: asyncio.to_thread(self.gather.alerts, incident, project_id),
+            "query_metrics": lambda: self.gather.metrics(incident, project_id),
+            "change_events": lambda: asyncio.to_thread(self.gather.changes, incident, project_id),
+            "similar_incidents": lambda: asyncio.to_thread(self._similar, incident, project_id),
+            "generate": lambda: asyncio.to_thread(self._generate, investigation, incident),
+            "rank": lambda: asyncio.to_thread(self._rank, investigation),
+        }
+        return await actions[step]()
+
+    def _similar(self, incident: IncidentFact, project_id: UUID) -> Found:
+        found = self.gather.similar(incident, project_id)
+        ranked, novelty = found.facts
+        return Found(found.summary, {"incidents": ranked, "novelty": novelty})
+
+    def evidence(self, investigation: Investigation, incident: IncidentFact) -> Evidence:
+        """What the earlier steps of this run found, as the engines read it."""
+        f = investigation.findings
+        similar = f.get("similar_incidents", {})
+        return Evidence(
+            incident=incident,
+            alerts=msgspec.convert(f.get("collect_alerts", []), list[AlertFact], strict=False),
+            metrics=msgspec.convert(f.get("query_metrics", []), list[MetricFact], strict=False),
+            metrics_status=investigation.steps.get("query_metrics", "skipped")
+            .replace("completed", "ok"),  # type: ignore[arg-type]
+            changes=msgspec.convert(f.get("change_events", []), list[ChangeFact], strict=False),
+            similar=msgspec.convert(similar.get("incidents", []), list[SimilarFact], strict=False),
+            novelty=similar.get("novelty", "new"),
+        )
+
+    def _generate(self, investigation: Investigation, incident: IncidentFact) -> Found:
+        evidence = self.evidence(investigation, incident)
+        key = fingerprint(evidence)
+        cached = self._cached(investigation.project_id, key)
+        namespace = investigation.id
+        if cached is not None:
+            hypotheses = [{k: v for k, v in h.items() if k not in ("id", "rank")} for h in cached]
+            summary = f"{len(hypotheses)} hypotheses reused from an investigation with identical evidence"
+            return Found(summary, {"hypotheses": hypotheses, "engine": "builtin", "fingerprint": key,
+                                   "cached": True, "namespace": str(namespace)})
+        calibration = self.gather.calibration(investigation.project_id)
+        hypotheses = generate_hypotheses(evidence, calibration, namespace)
+        top = hypotheses[0] if hypotheses else None
+        summary = (f"{len(hypotheses)} hypotheses from the built-in engine; top: {top['claim']} "
+                   f"({top['confidence_score']:.0%})" if top else "no hypotheses")
+        return Found(summary, {"hypotheses": hypotheses, "engine": "builtin", "fingerprint": key, "cached": False,
+                               "namespace": str(namespace)})
+
+    def _cached(self, project_id: UUID, key: str) -> list[dict[str, Any]] | None:
+        row = self.db.fetch_one(
+            "SELECT incident_id, run FROM investigations WHERE project_id = :project_id"
+            " AND evidence_fingerprint = :key AND status = 'completed' ORDER BY finished_at DESC LIMIT 1",
+            {"project_id": project_id, "key": key},
+        )
+        if row is None:
+            return None
+        rows = self.db.fetch_all(
+            "SELECT category, claim, description, confidence_score, confidence_lower, confidence_upper,"
+            " supporting_evidence, contradicting_evidence, recommendation FROM hypotheses"
+            " WHERE incident_id = :incident_id AND run = :run ORDER BY rank",
+            {"incident_id": row["incident_id"], "run": row["run"]},
+        )
+        if not rows:
+            return None
+        return [{**r, "supporting_evidence": msgspec.json.decode(r["supporting_evidence"]),
+                 "contradicting_evidence": msgspec.json.decode(r["contradicting_evidence"])} for r in rows]
+
+    def _rank(self, investigation: Investigation) -> Found:
+        generated = investigation.findings.get("generate", {})
+        namespace = uuid5(investigation.id, f"run-{investigation.run}")
+        hypotheses = sorted(generated.get("hypotheses", []), key=lambda h: -float(h["confidence_score"]))
+        abstain = [h for h in hypotheses if h.get("recommendation") == "inconclusive"]
+        ordered = abstain + [h for h in hypotheses if h not in abstain]
+        ranked = []
+        for rank, hypothesis in enumerate(ordered[:5], start=1):
+            ranked.append({**hypothesis, "rank": rank, "id": str(uuid5(namespace, f"{rank}:{hypothesis['category']}"))})
+        summary = (f"ranked {len(ranked)} hypotheses; first: {ranked[0]['claim']}" if ranked
+                   else "nothing to rank")
+        return Found(summary, {"hypotheses": ranked})
