@@ -175,7 +175,9 @@ def _dependency(e: Evidence, case: _Case) -> None:
 def _traffic(e: Evidence, case: _Case) -> None:
     traffic = _metric(e, "traffic")
     if traffic is not None and traffic.change_pct is not None:
-        if traffic.change_pct > 80:
+        if traffic.change_pct > 200:
+            case.add(15.0, _metric_text(e.incident.service, traffic))
+        elif traffic.change_pct > 80:
             case.add(6.0, _metric_text(e.incident.service, traffic))
         elif abs(traffic.change_pct) < 20:
             case.add(0.4, _metric_text(e.incident.service, traffic) + " (no surge)")
@@ -197,9 +199,14 @@ def _infrastructure(e: Evidence, case: _Case) -> None:
 
 def _credential(e: Evidence, case: _Case) -> None:
     text = f"{e.incident.title} {e.incident.description}"
-    hits = _alerts_matching(e, r"cert|certificate|x509|tls|ssl|expired|credential|token|unauthori[sz]ed|401|403")
-    for alert in hits[:2]:
-        case.add(8.0, _alert_text(alert))
+    # An expiry named outright is close to proof; auth failures alone only hint at it.
+    expiry = _alerts_matching(e, r"(cert|x509|tls|ssl|credential|token|secret|password).*expir|expir.*"
+                                 r"(cert|x509|tls|ssl|credential|token|secret|password)")
+    for alert in expiry[:1]:
+        case.add(30.0, _alert_text(alert))
+    for alert in [a for a in _alerts_matching(e, r"cert|x509|tls|ssl|credential|unauthori[sz]ed|\b40[13]\b")
+                  if a not in expiry][:1]:
+        case.add(5.0, _alert_text(alert))
     if re.search(r"cert|certificate|x509|tls|ssl|expired|credential", text, re.IGNORECASE):
         case.add(4.0, f"the incident itself mentions it: “{e.incident.title}”")
 
@@ -213,7 +220,7 @@ def _recurrence(e: Evidence, case: _Case) -> None:
     confirmed = [s for s in e.similar if s.confirmed_category and s.score >= 0.5]
     if confirmed:
         best = confirmed[0]
-        case.add(3.0 + 3.0 * best.score, f"similar incident “{best.title}” on {best.detected_at:%Y-%m-%d} "
+        case.add(4.0 + 16.0 * best.score**2, f"similar incident “{best.title}” on {best.detected_at:%Y-%m-%d} "
                                          f"(similarity {best.score:.2f}) was confirmed as {best.confirmed_category}")
         case.subject = best.confirmed_claim or best.title
     elif e.similar and e.similar[0].score >= 0.5:
