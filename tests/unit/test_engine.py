@@ -29,7 +29,8 @@ def deploy(minutes_before: float, service: str = "payment-api", version: str = "
 
 
 def metric(signal: str, before: float, during: float) -> MetricFact:
-    return MetricFact(signal=signal, before=before, during=during, change_pct=round((during - before) / before * 100, 1))
+    change = round((during - before) / before * 100, 1)
+    return MetricFact(signal=signal, before=before, during=during, change_pct=change)
 
 
 def alert(name: str, description: str = "") -> AlertFact:
