@@ -25,10 +25,8 @@ CREATE TABLE investigations (
     started_at    timestamptz NOT NULL,
     finished_at   timestamptz,
     engine        text,
-    cached        boolean,
-    evidence_fingerprint  text              -- identical evidence reuses these hypotheses
+    cached        boolean
 );
-CREATE INDEX investigations_fingerprint_idx ON investigations (project_id, evidence_fingerprint);
 
 CREATE TABLE investigation_steps (
     incident_id  uuid NOT NULL,
@@ -58,12 +56,14 @@ CREATE TABLE hypotheses (
     supporting_evidence     text NOT NULL,  -- JSON list
     contradicting_evidence  text NOT NULL,  -- JSON list
     recommendation          text,
+    evidence_fingerprint    text NOT NULL,      -- identical evidence later reuses these hypotheses
     user_feedback           text,
     feedback_comment        text,
     created_at              timestamptz NOT NULL
 );
 CREATE INDEX hypotheses_incident_idx ON hypotheses (incident_id, run, rank);
 CREATE INDEX hypotheses_feedback_idx ON hypotheses (project_id, user_feedback);
+CREATE INDEX hypotheses_fingerprint_idx ON hypotheses (project_id, evidence_fingerprint);
 
 -- Every LLM call (and cache hit) of an investigation: what analytics add up.
 CREATE TABLE llm_requests (

@@ -25,10 +25,8 @@ CREATE TABLE investigations (
     started_at    TIMESTAMP NOT NULL,
     finished_at   TIMESTAMP,
     engine        TEXT,
-    cached        INTEGER,
-    evidence_fingerprint  TEXT              -- identical evidence reuses these hypotheses
+    cached        INTEGER
 );
-CREATE INDEX investigations_fingerprint_idx ON investigations (project_id, evidence_fingerprint);
 
 CREATE TABLE investigation_steps (
     incident_id  UUID NOT NULL,
@@ -58,12 +56,14 @@ CREATE TABLE hypotheses (
     supporting_evidence     TEXT NOT NULL,  -- JSON list
     contradicting_evidence  TEXT NOT NULL,  -- JSON list
     recommendation          TEXT,
+    evidence_fingerprint    TEXT NOT NULL,      -- identical evidence later reuses these hypotheses
     user_feedback           TEXT,
     feedback_comment        TEXT,
     created_at              TIMESTAMP NOT NULL
 );
 CREATE INDEX hypotheses_incident_idx ON hypotheses (incident_id, run, rank);
 CREATE INDEX hypotheses_feedback_idx ON hypotheses (project_id, user_feedback);
+CREATE INDEX hypotheses_fingerprint_idx ON hypotheses (project_id, evidence_fingerprint);
 
 -- Every LLM call (and cache hit) of an investigation: what analytics add up.
 CREATE TABLE llm_requests (

@@ -151,6 +151,7 @@ def _listen(host: str, port: int, variable: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # now, so a port taken by another listener fails here and not inside uvicorn
     except OSError as error:
         sock.close()
         raise SystemExit(f"copilot: cannot listen on {host}:{port} ({error.strerror}); "

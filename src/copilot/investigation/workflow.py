@@ -250,8 +250,8 @@ class Investigator:
 
     def _cached(self, project_id: UUID, key: str) -> list[dict[str, Any]] | None:
         row = self.db.fetch_one(
-            "SELECT incident_id, run FROM investigations WHERE project_id = :project_id"
-            " AND evidence_fingerprint = :key AND status = 'completed' ORDER BY finished_at DESC LIMIT 1",
+            "SELECT incident_id, run FROM hypotheses WHERE project_id = :project_id"
+            " AND evidence_fingerprint = :key ORDER BY created_at DESC LIMIT 1",
             {"project_id": project_id, "key": key},
         )
         if row is None:

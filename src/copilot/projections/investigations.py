@@ -68,8 +68,7 @@ class InvestigationsProjection(Projection):
     def _run_started(self, tx: Transaction, e: Any) -> None:
         tx.execute(
             "UPDATE investigations SET run = :run, status = 'running', trigger = :trigger, started_at = :at,"
-            " finished_at = NULL, engine = NULL, cached = NULL, evidence_fingerprint = NULL"
-            " WHERE investigation_id = :id",
+            " finished_at = NULL, engine = NULL, cached = NULL WHERE investigation_id = :id",
             {"id": e.originator_id, "run": e.run, "trigger": e.trigger, "at": e.timestamp},
         )
 
@@ -111,20 +110,19 @@ class InvestigationsProjection(Projection):
             tx.execute(
                 "INSERT INTO hypotheses (id, incident_id, project_id, run, rank, category, claim, description,"
                 " confidence_score, confidence_lower, confidence_upper, supporting_evidence, contradicting_evidence,"
-                " recommendation, created_at) VALUES (:id, :incident_id, :project_id, :run, :rank, :category,"
-                " :claim, :description, :score, :lower, :upper, :supporting, :contradicting, :recommendation, :at)"
+                " recommendation, evidence_fingerprint, created_at) VALUES (:id, :incident_id, :project_id, :run,"
+                " :rank, :category, :claim, :description, :score, :lower, :upper, :supporting, :contradicting,"
+                " :recommendation, :fingerprint, :at)"
                 " ON CONFLICT (id) DO NOTHING",
                 {"id": h["id"], "incident_id": incident_id, "project_id": project_id, "run": e.run, "rank": h["rank"],
                  "category": h["category"], "claim": h["claim"], "description": h["description"],
                  "score": h["confidence_score"], "lower": h["confidence_lower"], "upper": h["confidence_upper"],
                  "supporting": _text(h["supporting_evidence"]), "contradicting": _text(h["contradicting_evidence"]),
-                 "recommendation": h.get("recommendation"), "at": e.timestamp},
+                 "recommendation": h.get("recommendation"), "fingerprint": e.evidence_fingerprint,
+                 "at": e.timestamp},
             )
-        tx.execute(
-            "UPDATE investigations SET engine = :engine, cached = :cached, evidence_fingerprint = :fingerprint"
-            " WHERE investigation_id = :id",
-            {"id": e.originator_id, "engine": e.engine, "cached": e.cached, "fingerprint": e.evidence_fingerprint},
-        )
+        tx.execute("UPDATE investigations SET engine = :engine, cached = :cached WHERE investigation_id = :id",
+                   {"id": e.originator_id, "engine": e.engine, "cached": e.cached})
 
     def _run_finished(self, tx: Transaction, e: Any) -> None:
         tx.execute("UPDATE investigations SET status = :status, finished_at = :at WHERE investigation_id = :id",
