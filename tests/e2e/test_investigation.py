@@ -50,7 +50,8 @@ def wait_for_run(owner: Account, incident_id: str, run: int = 1, timeout: float 
             if body["run"] == run and body["status"] != "running":
                 return body
         time.sleep(0.3)
-    raise AssertionError(f"the investigation of {incident_id} did not finish: {owner.client.get(f'/incidents/{incident_id}/workflow').text}")
+    last = owner.client.get(f"/incidents/{incident_id}/workflow").text
+    raise AssertionError(f"the investigation of {incident_id} did not finish: {last}")
 
 
 def test_the_top_hypothesis_names_the_deploy_with_cited_numbers_and_feedback_moves_confidence(
@@ -106,7 +107,8 @@ def test_the_top_hypothesis_names_the_deploy_with_cited_numbers_and_feedback_mov
         later = next(h for h in owner.client.get(f"/incidents/{again['id']}/hypotheses").json()
                      if h["category"] == "deploy_regression")
         assert later["confidence_score"] > best["confidence_score"]
-        assert later["confidence_upper"] - later["confidence_lower"] < best["confidence_upper"] - best["confidence_lower"]
+        width = best["confidence_upper"] - best["confidence_lower"]
+        assert later["confidence_upper"] - later["confidence_lower"] < width
 
 
 def test_with_no_evidence_the_engine_abstains_and_a_rerun_is_recorded(server: Server, users: Users) -> None:
