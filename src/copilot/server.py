@@ -92,7 +92,12 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     investigator = None
     if role in ("all", "investigator"):
         assert container is not None
-        investigator = Investigator(container.store, container.db,
+        llm = None
+        if settings.llm_model != "builtin":
+            from copilot.investigation.llm import LLMEngine
+
+            llm = LLMEngine(settings.llm_model, settings.llm_api_base, settings.llm_api_key)
+        investigator = Investigator(container.store, container.db, llm=llm,
                                     listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
         container.store.on_append(investigator.wake)
         tasks.append(asyncio.create_task(investigator.run()))

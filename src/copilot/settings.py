@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     encryption_key: bytes | None
     llm_model: str
     llm_api_base: str | None
+    llm_api_key: str | None
     log_level: LogLevel
     cookie_secure: bool
     var_dir: Path
@@ -148,13 +149,23 @@ def _secret_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> str:
         raise SettingsError("COPILOT_SECRET_KEY is required when COPILOT_DATABASE_URL is PostgreSQL")
     # Embedded mode keeps one generated key so tokens survive a restart.
     path = var_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    key = path.read_text().strip() if path.exists() else ""
+    if not key:  # missing, or left empty by a crash while it was being written
+        key = secrets.token_urlsafe(48)
+        _write_private(path, key)
+    if len(key) < 32:
+        raise SettingsError(f"{path} holds a secret_key shorter than 32 characters; delete it to generate one")
     return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a key file readable by its owner only, from its first byte, and atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 def _encryption_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> bytes | None:
@@ -162,11 +173,10 @@ def _encryption_key(env: Mapping[str, str], var_dir: Path, embedded: bool) -> by
     if not raw and embedded:
         # Embedded mode keeps one generated key beside the database it protects.
         path = var_dir / "encryption_key"
-        if not path.exists():
-            var_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-            path.chmod(0o600)
-        raw = path.read_text().strip()
+        raw = path.read_text().strip() if path.exists() else ""
+        if not raw:  # missing, or left empty by a crash while it was being written
+            raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            _write_private(path, raw)
     if not raw:
         return None
     try:
@@ -201,6 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         encryption_key=_encryption_key(env, var_dir, embedded),
         llm_model=llm_model,
         llm_api_base=env.get("COPILOT_LLM_API_BASE", "").strip() or None,
+        llm_api_key=env.get("COPILOT_LLM_API_KEY", "").strip() or None,
         log_level=_log_level(env),
         cookie_secure=_flag(env, "COPILOT_COOKIE_SECURE"),
         var_dir=var_dir,

@@ -174,9 +174,13 @@ class AuthController(Controller):
 
     @get("/ws-token", operation_id="wsToken", summary="A short-lived token for the WebSocket gateway")
     async def ws_token(self, principal: Principal, container: Container) -> WsToken:
+        # The stream carries the token's project: only a current member may have it there.
+        project_id = principal.project_id
+        if project_id is not None and await blocking(container.projects.role, project_id, principal.user_id) is None:
+            project_id = None
         token, _ = container.tokens.issue(
             "ws", user_id=principal.user_id, tenant_id=principal.tenant_id,
-            session_id=principal.session_id, project_id=principal.project_id,
+            session_id=principal.session_id, project_id=project_id,
         )
         return WsToken(token=token, expires_in=int(WS_TTL.total_seconds()))
 

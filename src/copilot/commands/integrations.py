@@ -10,7 +10,7 @@ import msgspec
 
 from copilot.commands.incidents import RoleLookup
 from copilot.commands.store import EventStore, with_retries
-from copilot.domain import ForbiddenError, Integration, NotFoundError, Project, Role
+from copilot.domain import ConflictError, ForbiddenError, Integration, NotFoundError, Project, Role
 from copilot.domain.events import event_type
 from copilot.security import hash_secret, new_secret
 from copilot.security.credentials import CredentialCipher
@@ -146,8 +146,13 @@ class IntegrationHandlers:
     def credentials_of(self, integration_id: UUID, actor: UUID) -> tuple[Integration, dict[str, Any]]:
         """The integration and its opened credentials, for a member about to test it."""
         integration = self._load(integration_id, actor, Role.MEMBER)
-        credentials = self.cipher.decrypt(integration.id, integration.credentials) if integration.credentials else {}
-        return integration, credentials
+        if not integration.credentials:
+            return integration, {}
+        try:
+            return integration, self.cipher.decrypt(integration.id, integration.credentials)
+        except ValueError:
+            raise ConflictError("the stored credentials do not open with this server's COPILOT_ENCRYPTION_KEY; "
+                                "set them again") from None
 
     def record_test(self, cmd: RecordConnectionTest) -> int:
         def attempt() -> int:

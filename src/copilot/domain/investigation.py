@@ -113,9 +113,18 @@ class Investigation(Aggregate):
     def finish_run(self, outcome: str) -> None:
         self.running = False
 
-    @event("LLMRequestCompleted")
     def record_llm_request(
         self, model: str, request_type: str, prompt_tokens: int, completion_tokens: int, cost_usd: str,
+        cached: bool, latency_ms: float, success: bool, saved_usd: str,
+    ) -> None:
+        """Account for one LLM call (or a cache hit that avoided one); money as exact decimal strings."""
+        self._llm_request(run=self.run, model=model, request_type=request_type, prompt_tokens=prompt_tokens,
+                          completion_tokens=completion_tokens, cost_usd=cost_usd, cached=cached,
+                          latency_ms=latency_ms, success=success, saved_usd=saved_usd)
+
+    @event("LLMRequestCompleted")
+    def _llm_request(
+        self, run: int, model: str, request_type: str, prompt_tokens: int, completion_tokens: int, cost_usd: str,
         cached: bool, latency_ms: float, success: bool, saved_usd: str,
     ) -> None:
         pass

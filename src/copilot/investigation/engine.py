@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from copilot.investigation.evidence import AlertFact, ChangeFact, Evidence, MetricFact
 
-__all__ = ["CATEGORIES", "Calibration", "generate_hypotheses"]
+__all__ = ["CATEGORIES", "Calibration", "credible_interval", "generate_hypotheses"]
 
 # Base rates: roughly how often each cause is behind a production incident.
 CATEGORIES: Final[dict[str, float]] = {
@@ -270,7 +270,7 @@ def _claim(category: str, service: str, subject: str) -> tuple[str, str]:
     return claims[category]
 
 
-def _interval(p: float, n: float) -> tuple[float, float]:
+def credible_interval(p: float, n: float) -> tuple[float, float]:
     """A Wilson score interval for probability `p` backed by `n` effective observations."""
     denominator = 1 + _Z90**2 / n
     centre = (p + _Z90**2 / (2 * n)) / denominator
@@ -327,7 +327,7 @@ def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace:
         if len(hypotheses) >= limit or (not case.supporting and p < 0.2):
             continue
         claim, description = _claim(case.category, service, case.subject)
-        lower, upper = _interval(p, n)
+        lower, upper = credible_interval(p, n)
         hypotheses.append({
             "category": case.category, "claim": claim, "description": description,
             "confidence_score": round(p, 3), "confidence_lower": round(lower, 3), "confidence_upper": round(upper, 3),

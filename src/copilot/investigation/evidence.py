@@ -72,7 +72,8 @@ class Evidence(msgspec.Struct, frozen=True):
 def fingerprint(evidence: Evidence) -> str:
     """Identical evidence, identical fingerprint: what the hypothesis cache is keyed on.
 
-    The incident's identity and clock are left out, so a recurrence with the same facts
+    The incident's identity and clock are left out, and so are the identities of similar
+    incidents (only their confirmed causes count), so a recurrence with the same facts
     relative to its detection hits the cache.
     """
     facts = msgspec.to_builtins({
@@ -82,7 +83,8 @@ def fingerprint(evidence: Evidence) -> str:
         "metrics": sorted((m.signal, _round(m.before), _round(m.during)) for m in evidence.metrics),
         "metrics_status": evidence.metrics_status,
         "changes": sorted((c.kind, c.service_name, c.version or "", round(c.minutes_before)) for c in evidence.changes),
-        "similar": sorted((str(s.incident_id), s.confirmed_category or "") for s in evidence.similar),
+        # What past incidents add is their confirmed causes; which ones they were changes nothing.
+        "confirmed_causes": sorted({s.confirmed_category for s in evidence.similar if s.confirmed_category}),
     })
     return hashlib.sha256(msgspec.json.encode(facts, order="sorted")).hexdigest()
 

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -37,6 +38,7 @@ from copilot.investigation.evidence import (
     fingerprint,
 )
 from copilot.investigation.gather import Found, Gatherer, Skipped
+from copilot.investigation.llm import LLMEngine
 from copilot.leadership import hold_advisory_lock
 from copilot.listen import LogListener
 from copilot.projections.db import ReadDatabase
@@ -59,8 +61,10 @@ def _builtins(value: Any) -> Any:
 
 class Investigator:
     def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float = 0.5,
-                 listen_conninfo: str | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 listen_conninfo: str | None = None, llm: LLMEngine | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
+        self.llm = llm
         self.db = db
         self.gather = Gatherer(db, now)
         self.poll_interval = poll_interval
@@ -192,6 +196,9 @@ class Investigator:
             investigation.fail_step(step, f"{type(error).__name__}: {error}"[:1000])
         else:
             investigation.complete_step(step, found.summary, _builtins(found.facts))
+            if step == "generate":
+                for call in found.facts.get("llm_calls", []):
+                    investigation.record_llm_request(**call)
             if step == "rank":
                 findings = investigation.findings["generate"]
                 investigation.generate(found.facts["hypotheses"], engine=findings["engine"],
@@ -233,22 +240,36 @@ class Investigator:
     def _generate(self, investigation: Investigation, incident: IncidentFact) -> Found:
         evidence = self.evidence(investigation, incident)
         key = fingerprint(evidence)
-        cached = self._cached(investigation.project_id, key)
         namespace = investigation.id
+        engine = self.llm.name if self.llm else "builtin"
+        cached = self._cached(investigation.project_id, key)
         if cached is not None:
-            hypotheses = [{k: v for k, v in h.items() if k not in ("id", "rank")} for h in cached]
-            summary = f"{len(hypotheses)} hypotheses reused from an investigation with identical evidence"
-            return Found(summary, {"hypotheses": hypotheses, "engine": "builtin", "fingerprint": key,
-                                   "cached": True, "namespace": str(namespace)})
+            hypotheses, saved = cached
+            calls = []
+            if self.llm is not None:  # a cache hit of the LLM engine is accounted as the call it avoided
+                calls.append({"model": self.llm.model, "request_type": "hypothesis", "prompt_tokens": 0,
+                              "completion_tokens": 0, "cost_usd": "0", "cached": True, "latency_ms": 0.0,
+                              "success": True, "saved_usd": str(saved)})
+            return Found(f"{len(hypotheses)} hypotheses reused from an investigation with identical evidence",
+                         {"hypotheses": hypotheses, "engine": engine, "fingerprint": key, "cached": True,
+                          "llm_calls": calls})
         calibration = self.gather.calibration(investigation.project_id)
-        hypotheses = generate_hypotheses(evidence, calibration, namespace)
+        if self.llm is None:
+            hypotheses = generate_hypotheses(evidence, calibration, namespace)
+            llm_calls: list[dict[str, Any]] = []
+        else:
+            hypotheses, made, engine = self.llm.generate(evidence, calibration, namespace)
+            llm_calls = [{"model": c.model, "request_type": "hypothesis", "prompt_tokens": c.prompt_tokens,
+                          "completion_tokens": c.completion_tokens, "cost_usd": str(c.cost_usd), "cached": False,
+                          "latency_ms": c.latency_ms, "success": c.success, "saved_usd": "0"} for c in made]
         top = hypotheses[0] if hypotheses else None
-        summary = (f"{len(hypotheses)} hypotheses from the built-in engine; top: {top['claim']} "
+        summary = (f"{len(hypotheses)} hypotheses from the {engine} engine; top: {top['claim']} "
                    f"({top['confidence_score']:.0%})" if top else "no hypotheses")
-        return Found(summary, {"hypotheses": hypotheses, "engine": "builtin", "fingerprint": key, "cached": False,
-                               "namespace": str(namespace)})
+        return Found(summary, {"hypotheses": hypotheses, "engine": engine, "fingerprint": key, "cached": False,
+                               "llm_calls": llm_calls})
 
-    def _cached(self, project_id: UUID, key: str) -> list[dict[str, Any]] | None:
+    def _cached(self, project_id: UUID, key: str) -> tuple[list[dict[str, Any]], Decimal] | None:
+        """Earlier hypotheses from identical evidence, and what their LLM calls cost (what reuse saves)."""
         row = self.db.fetch_one(
             "SELECT incident_id, run FROM hypotheses WHERE project_id = :project_id"
             " AND evidence_fingerprint = :key ORDER BY created_at DESC LIMIT 1",
@@ -264,8 +285,14 @@ class Investigator:
         )
         if not rows:
             return None
-        return [{**r, "supporting_evidence": msgspec.json.decode(r["supporting_evidence"]),
-                 "contradicting_evidence": msgspec.json.decode(r["contradicting_evidence"])} for r in rows]
+        costs = self.db.fetch_all(
+            "SELECT cost_usd FROM llm_requests WHERE incident_id = :incident_id AND run = :run AND cached = :no",
+            {"incident_id": row["incident_id"], "run": row["run"], "no": False},
+        )
+        saved = sum((Decimal(str(c["cost_usd"])) for c in costs), Decimal(0))
+        hypotheses = [{**r, "supporting_evidence": msgspec.json.decode(r["supporting_evidence"]),
+                       "contradicting_evidence": msgspec.json.decode(r["contradicting_evidence"])} for r in rows]
+        return hypotheses, saved
 
     def _rank(self, investigation: Investigation) -> Found:
         generated = investigation.findings.get("generate", {})

@@ -136,12 +136,12 @@ class InvestigationsProjection(Projection):
         incident_id, project_id = self._incident_of(tx, e.originator_id)
         row = tx.fetch_one("SELECT tenant_id FROM incidents WHERE id = :id", {"id": incident_id})
         tx.execute(
-            "INSERT INTO llm_requests (position, incident_id, project_id, tenant_id, model, request_type,"
+            "INSERT INTO llm_requests (position, incident_id, run, project_id, tenant_id, model, request_type,"
             " prompt_tokens, completion_tokens, cost_usd, saved_usd, cached, success, latency_ms, occurred_at)"
-            " VALUES (:position, :incident_id, :project_id, :tenant_id, :model, :request_type, :prompt_tokens,"
+            " VALUES (:position, :incident_id, :run, :project_id, :tenant_id, :model, :request_type, :prompt_tokens,"
             " :completion_tokens, :cost, :saved, :cached, :success, :latency_ms, :at)"
             " ON CONFLICT (position) DO NOTHING",
-            {"position": self.position, "incident_id": incident_id, "project_id": project_id,
+            {"position": self.position, "incident_id": incident_id, "run": e.run, "project_id": project_id,
              "tenant_id": row["tenant_id"] if row else None, "model": e.model, "request_type": e.request_type,
              "prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens, "cost": e.cost_usd,
              "saved": e.saved_usd, "cached": e.cached, "success": e.success, "latency_ms": e.latency_ms,
