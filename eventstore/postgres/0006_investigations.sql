@@ -64,22 +64,3 @@ CREATE TABLE hypotheses (
 CREATE INDEX hypotheses_incident_idx ON hypotheses (incident_id, run, rank);
 CREATE INDEX hypotheses_feedback_idx ON hypotheses (project_id, user_feedback);
 CREATE INDEX hypotheses_fingerprint_idx ON hypotheses (project_id, evidence_fingerprint);
-
--- Every LLM call (and cache hit) of an investigation: what analytics add up.
-CREATE TABLE llm_requests (
-    position           bigint PRIMARY KEY,
-    incident_id        uuid NOT NULL,
-    project_id         uuid NOT NULL,
-    tenant_id          uuid NOT NULL,
-    model              text NOT NULL,
-    request_type       text NOT NULL,
-    prompt_tokens      integer NOT NULL,
-    completion_tokens  integer NOT NULL,
-    cost_usd           numeric(18, 9) NOT NULL,
-    saved_usd          numeric(18, 9) NOT NULL,
-    cached             boolean NOT NULL,
-    success            boolean NOT NULL,
-    latency_ms         double precision NOT NULL,
-    occurred_at        timestamptz NOT NULL
-);
-CREATE INDEX llm_requests_project_time_idx ON llm_requests (project_id, occurred_at);

@@ -64,22 +64,3 @@ CREATE TABLE hypotheses (
 CREATE INDEX hypotheses_incident_idx ON hypotheses (incident_id, run, rank);
 CREATE INDEX hypotheses_feedback_idx ON hypotheses (project_id, user_feedback);
 CREATE INDEX hypotheses_fingerprint_idx ON hypotheses (project_id, evidence_fingerprint);
-
--- Every LLM call (and cache hit) of an investigation: what analytics add up.
-CREATE TABLE llm_requests (
-    position           INTEGER PRIMARY KEY,
-    incident_id        UUID NOT NULL,
-    project_id         UUID NOT NULL,
-    tenant_id          UUID NOT NULL,
-    model              TEXT NOT NULL,
-    request_type       TEXT NOT NULL,
-    prompt_tokens      INTEGER NOT NULL,
-    completion_tokens  INTEGER NOT NULL,
-    cost_usd           TEXT NOT NULL,
-    saved_usd          TEXT NOT NULL,
-    cached             INTEGER NOT NULL,
-    success            INTEGER NOT NULL,
-    latency_ms         REAL NOT NULL,
-    occurred_at        TIMESTAMP NOT NULL
-);
-CREATE INDEX llm_requests_project_time_idx ON llm_requests (project_id, occurred_at);

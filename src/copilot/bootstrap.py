@@ -15,6 +15,7 @@ from copilot.commands.projects import ProjectHandlers
 from copilot.commands.store import EventStore, build_event_store
 from copilot.migrations import migrate
 from copilot.projections import all_projections
+from copilot.projections.analytics_views import AnalyticsView
 from copilot.projections.db import PostgresReadDatabase, ReadDatabase, SQLiteReadDatabase
 from copilot.projections.incident_views import IncidentsView
 from copilot.projections.runner import ProjectionRunner, TrackingWaiter
@@ -59,6 +60,7 @@ class Container:
     incidents: IncidentsView
     monitoring: MonitoringView
     investigations: InvestigationsView
+    analytics: AnalyticsView
     auth: AuthHandlers
     project_commands: ProjectHandlers
     incident_commands: IncidentHandlers
@@ -117,6 +119,7 @@ def build_container(settings: Settings, *, run_projections: bool = True, apply_m
         incidents=IncidentsView(db),
         monitoring=MonitoringView(db),
         investigations=InvestigationsView(db),
+        analytics=AnalyticsView(db),
         auth=AuthHandlers(store, hasher, projects.first_for_user),
         project_commands=ProjectHandlers(store),
         incident_commands=IncidentHandlers(store, projects.role_enum),

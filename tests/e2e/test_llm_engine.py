@@ -86,6 +86,30 @@ def test_the_llm_answers_every_call_is_accounted_and_identical_evidence_is_a_cac
         assert hit["cached"] is True and Decimal(hit["cost_usd"]) == 0
         assert Decimal(hit["saved_usd"]) == EXPECTED_COST
 
+        # The analytics add up exactly to what the LLM server reported.
+        usage = owner.client.get("/analytics/token-usage").json()
+        assert (usage["total_requests"], usage["total_tokens"]) == (1, 1000)
+        assert Decimal(str(usage["total_cost_usd"])) == EXPECTED_COST
+        assert usage["breakdown_by_type"] == [{"request_type": "hypothesis", "count": 1, "total_tokens": 1000,
+                                               "cost_usd": float(EXPECTED_COST)}]
+        assert len(usage["timeline"]) == 8 and sum(day["tokens"] for day in usage["timeline"]) == 1000
+        summary = owner.client.get("/analytics/cost-summary?days=7").json()
+        assert summary["overall_stats"]["total_requests"] == 1
+        assert Decimal(str(summary["overall_stats"]["total_cost_usd"])) == EXPECTED_COST
+        assert summary["cache_stats"]["cache_hit_rate"] == 50.0
+        assert Decimal(str(summary["cache_stats"]["potential_savings"])) == EXPECTED_COST
+        assert summary["cache_stats"]["incidents_with_hypotheses"] == 2
+        assert [i["incident_id"] for i in summary["most_expensive_incidents"]] == [first["id"]]
+        per_incident = owner.client.get(f"/analytics/incident-metrics/{first['id']}").json()
+        assert (per_incident["requests"], per_incident["prompt_tokens"], per_incident["completion_tokens"]) == (
+            1, 812, 188)
+        assert per_incident["by_model"][0]["model"] == "openai/gpt-4o-mini"
+        assert per_incident["by_step"][0]["step"] == "generate"
+        assert per_incident["lifecycle"]["state"] == "detected"
+        other = users.register(who="other")
+        assert other.client.get("/analytics/token-usage").json()["total_requests"] == 0
+        assert other.client.get(f"/analytics/incident-metrics/{first['id']}").status_code == 404
+
 
 def test_when_the_llm_fails_the_builtin_engine_answers_after_one_retry(llm_server: Server, llm: OpenAIServer) -> None:
     llm.fail = True

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from copilot import __version__
+from copilot.api.analytics import AnalyticsController
 from copilot.api.auth import AuthController, principal_dependency
 from copilot.api.errors import exception_handlers
 from copilot.api.incidents import IncidentsController
@@ -41,7 +42,7 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
     api = Router(
         path="/api/v1",
         route_handlers=[AuthController, ProjectsController, IncidentsController, InvestigationsController,
-                        MonitoringController, ChangesController],
+                        MonitoringController, ChangesController, AnalyticsController],
         dependencies={"principal": principal_dependency()},
     )
     # Webhooks authenticate with their integration's token, not a user session.

@@ -24,7 +24,7 @@ from copilot.bootstrap import Container
 from copilot.commands.incidents import ChangeIncidentState, CreateIncident
 from copilot.domain import NotFoundError
 
-__all__ = ["IncidentsController"]
+__all__ = ["IncidentsController", "lifecycle_metrics"]
 
 
 def _incident(row: dict[str, Any]) -> IncidentRead:
@@ -33,6 +33,21 @@ def _incident(row: dict[str, Any]) -> IncidentRead:
 
 def _seconds_between(start: Any, end: Any) -> float | None:
     return None if end is None else round((end - start).total_seconds(), 3)
+
+
+def lifecycle_metrics(row: dict[str, Any], in_states: dict[str, float]) -> IncidentMetrics:
+    """Timings from the incident's read model: all derived from event times, none from the clock."""
+    detected = row["detected_at"]
+    return IncidentMetrics(
+        incident_id=row["id"], state=row["state"], detected_at=detected,
+        time_to_acknowledge_seconds=_seconds_between(detected, row["acknowledged_at"]),
+        time_to_investigate_seconds=_seconds_between(detected, row["investigating_started_at"]),
+        time_to_mitigate_seconds=_seconds_between(detected, row["mitigated_at"]),
+        time_to_resolve_seconds=_seconds_between(detected, row["resolved_at"]),
+        seconds_in_state={state: round(seconds, 3) for state, seconds in in_states.items()},
+        current_state_since=row["state_since"], state_changes=row["state_changes"],
+        reopen_count=row["reopen_count"],
+    )
 
 
 class IncidentsController(Controller):
@@ -101,17 +116,7 @@ class IncidentsController(Controller):
     async def metrics(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentMetrics:
         row = await self._visible(container, incident_id, principal)
         in_states = await blocking(container.incidents.seconds_in_states, incident_id)
-        detected = row["detected_at"]
-        return IncidentMetrics(
-            incident_id=row["id"], state=row["state"], detected_at=detected,
-            time_to_acknowledge_seconds=_seconds_between(detected, row["acknowledged_at"]),
-            time_to_investigate_seconds=_seconds_between(detected, row["investigating_started_at"]),
-            time_to_mitigate_seconds=_seconds_between(detected, row["mitigated_at"]),
-            time_to_resolve_seconds=_seconds_between(detected, row["resolved_at"]),
-            seconds_in_state={state: round(seconds, 3) for state, seconds in in_states.items()},
-            current_state_since=row["state_since"], state_changes=row["state_changes"],
-            reopen_count=row["reopen_count"],
-        )
+        return lifecycle_metrics(row, in_states)
 
     @get("/{incident_id:uuid}/events", operation_id="getIncidentEvents", summary="The audit trail")
     async def events(self, incident_id: UUID, principal: Principal, container: Container) -> list[IncidentEvent]:

@@ -382,3 +382,86 @@ class HypothesisRead(msgspec.Struct):
 class FeedbackCreate(msgspec.Struct):
     feedback: Literal["confirmed", "rejected", "helpful", "not_helpful"]
     comment: Text | None = None
+
+
+# -- analytics (money as numbers rounded to 1e-9 USD only here, at the edge) -------------------
+
+
+class TypeUsage(msgspec.Struct):
+    request_type: str
+    count: int
+    total_tokens: int
+    cost_usd: float
+
+
+class DayUsage(msgspec.Struct):
+    date: str
+    requests: int
+    tokens: int
+    cost_usd: float
+
+
+class TokenUsage(msgspec.Struct):
+    total_requests: int
+    total_tokens: int
+    total_cost_usd: float
+    breakdown_by_type: list[TypeUsage]
+    timeline: list[DayUsage]
+
+
+class OverallStats(msgspec.Struct):
+    total_requests: int
+    total_cost_usd: float
+    avg_cost_per_request: float
+
+
+class CacheStats(msgspec.Struct):
+    total_incidents: int
+    incidents_with_hypotheses: int
+    cache_hit_rate: float
+    potential_savings: float
+
+
+class ExpensiveIncident(msgspec.Struct):
+    incident_id: UUID
+    title: str
+    total_cost: float
+    request_count: int
+
+
+class Recommendation(msgspec.Struct):
+    type: str
+    message: str
+    priority: Literal["low", "medium", "high"]
+
+
+class CostSummary(msgspec.Struct):
+    overall_stats: OverallStats
+    cache_stats: CacheStats
+    most_expensive_incidents: list[ExpensiveIncident]
+    recommendations: list[Recommendation]
+
+
+class Breakdown(msgspec.Struct):
+    requests: int
+    tokens: int
+    cost_usd: float
+    model: str | None = None
+    step: str | None = None
+
+
+class IncidentAnalytics(msgspec.Struct):
+    incident_id: UUID
+    title: str
+    severity: Severity
+    requests: int
+    cache_hits: int
+    failed_requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float
+    saved_usd: float
+    by_model: list[Breakdown]
+    by_step: list[Breakdown]
+    lifecycle: IncidentMetrics

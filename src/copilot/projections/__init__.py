@@ -1,6 +1,7 @@
 """Read models: projections that follow the log, and the views the API queries."""
 
 from copilot.projections.accounts import AccountsProjection
+from copilot.projections.analytics import AnalyticsProjection
 from copilot.projections.base import Projection
 from copilot.projections.incidents import IncidentsProjection
 from copilot.projections.investigations import InvestigationsProjection
@@ -9,6 +10,7 @@ from copilot.projections.projects import ProjectsProjection
 
 __all__ = [
     "AccountsProjection",
+    "AnalyticsProjection",
     "IncidentsProjection",
     "InvestigationsProjection",
     "MonitoringProjection",
@@ -19,4 +21,4 @@ __all__ = [
 
 def all_projections() -> list[Projection]:
     return [AccountsProjection(), ProjectsProjection(), IncidentsProjection(), MonitoringProjection(),
-            InvestigationsProjection()]
+            InvestigationsProjection(), AnalyticsProjection()]

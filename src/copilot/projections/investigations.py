@@ -1,4 +1,4 @@
-"""Investigations as the API shows them: runs, steps, hypotheses with feedback, LLM calls, change events."""
+"""Investigations as the API shows them: runs, steps, hypotheses with feedback, and change events."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _text(value: Any) -> str:
 
 class InvestigationsProjection(Projection):
     name = "investigations"
-    tables = ("changes", "investigations", "investigation_steps", "hypotheses", "llm_requests")
+    tables = ("changes", "investigations", "investigation_steps", "hypotheses")
 
     def handlers(self) -> dict[type[DomainEvent], Handler]:
         i = Investigation
@@ -38,7 +38,6 @@ class InvestigationsProjection(Projection):
             event_type(i, "HypothesesGenerated"): self._generated,
             event_type(i, "RunFinished"): self._run_finished,
             event_type(i, "HypothesisFeedbackGiven"): self._feedback,
-            event_type(i, "LLMRequestCompleted"): self._llm_request,
         }
 
     def _change_recorded(self, tx: Transaction, e: Any) -> None:
@@ -131,19 +130,3 @@ class InvestigationsProjection(Projection):
     def _feedback(self, tx: Transaction, e: Any) -> None:
         tx.execute("UPDATE hypotheses SET user_feedback = :feedback, feedback_comment = :comment WHERE id = :id",
                    {"id": e.hypothesis_id, "feedback": e.feedback, "comment": e.comment})
-
-    def _llm_request(self, tx: Transaction, e: Any) -> None:
-        incident_id, project_id = self._incident_of(tx, e.originator_id)
-        row = tx.fetch_one("SELECT tenant_id FROM incidents WHERE id = :id", {"id": incident_id})
-        tx.execute(
-            "INSERT INTO llm_requests (position, incident_id, run, project_id, tenant_id, model, request_type,"
-            " prompt_tokens, completion_tokens, cost_usd, saved_usd, cached, success, latency_ms, occurred_at)"
-            " VALUES (:position, :incident_id, :run, :project_id, :tenant_id, :model, :request_type, :prompt_tokens,"
-            " :completion_tokens, :cost, :saved, :cached, :success, :latency_ms, :at)"
-            " ON CONFLICT (position) DO NOTHING",
-            {"position": self.position, "incident_id": incident_id, "run": e.run, "project_id": project_id,
-             "tenant_id": row["tenant_id"] if row else None, "model": e.model, "request_type": e.request_type,
-             "prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens, "cost": e.cost_usd,
-             "saved": e.saved_usd, "cached": e.cached, "success": e.success, "latency_ms": e.latency_ms,
-             "at": e.timestamp},
-        )
