@@ -197,3 +197,28 @@ def test_commands_succeed_while_nats_is_down_and_events_flow_when_it_is_back(tmp
                         assert live_event["data"]["state"] == "resolved"
         finally:
             assert_stops_cleanly(server)
+
+
+def closed_with(socket: ClientConnection, timeout: float = DELIVERY_TIMEOUT) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.recv(timeout=deadline - time.monotonic())
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        except TimeoutError:
+            break
+    return None
+
+
+def test_a_removed_member_and_a_logged_out_session_lose_the_stream_at_once(server: Server, users: Users) -> None:
+    ann = users.register(who="ann")
+    invite = ann.client.post(f"/projects/{ann.project_id}/members", json={"email": f"bob-{ann.user_id[:8]}@x.io",
+                                                                          "role": "member"}).json()
+    bob = users.register(who="bob", email=invite["email"], invite_token=invite["invite_token"])
+    with live(server, bob, ["incidents"]) as socket:
+        assert ann.client.delete(f"/projects/{ann.project_id}/members/{bob.user_id}").status_code == 204
+        assert closed_with(socket) == 4403
+    with live(server, ann, ["incidents"]) as socket:
+        assert ann.client.post("/auth/logout").status_code == 200
+        assert closed_with(socket) == 4403

@@ -18,11 +18,14 @@ from eventsourcing.utils import get_topic
 from copilot.domain.alert import Alert
 from copilot.domain.incident import STATE_TIMESTAMPS, Incident
 from copilot.domain.investigation import Investigation
+from copilot.domain.project import Project
+from copilot.domain.session import Session
 from copilot.projections.base import event_type
 
 __all__ = ["CHANNELS", "PublicEvent", "PublicEventEncoder", "subject_for"]
 
 CHANNELS = ("incidents", "hypotheses", "alerts")
+CONTROL = "control"  # never subscribed to: tells gateways to end someone's access
 SUBJECT_PREFIX = "copilot"
 
 
@@ -63,12 +66,16 @@ class PublicEventEncoder:
 
     def __init__(self, incident_scope: Callable[[UUID], Scope | None],
                  load_alert: Callable[[UUID], Alert | None] | None = None,
-                 load_investigation: Callable[[UUID], Investigation | None] | None = None) -> None:
+                 load_investigation: Callable[[UUID], Investigation | None] | None = None,
+                 load_project: Callable[[UUID], Project | None] | None = None,
+                 load_session: Callable[[UUID], Session | None] | None = None) -> None:
         # Incidents' later events do not repeat tenant and project: remember them from
         # Detected, and ask `incident_scope` (the event store) for incidents seen before a restart.
         self._lookup = incident_scope
         self._load_alert = load_alert or (lambda _id: None)
         self._load_investigation = load_investigation or (lambda _id: None)
+        self._load_project = load_project or (lambda _id: None)
+        self._load_session = load_session or (lambda _id: None)
         self._scopes: dict[UUID, IncidentScope] = {}
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
@@ -77,6 +84,9 @@ class PublicEventEncoder:
             get_topic(event_type(Alert, "Fired")): self._alert_fired,
             get_topic(event_type(Alert, "Refired")): self._alert_refired,
             get_topic(event_type(Investigation, "HypothesesGenerated")): self._hypotheses_generated,
+            get_topic(event_type(Project, "MemberRemoved")): self._member_removed,
+            get_topic(event_type(Project, "Deleted")): self._project_deleted,
+            get_topic(event_type(Session, "Revoked")): self._session_revoked,
         }
 
     @property
@@ -163,3 +173,27 @@ class PublicEventEncoder:
             timestamp=e.timestamp, position=position, tenant_id=investigation.tenant_id,
             project_id=investigation.project_id, channel="hypotheses", incident_id=investigation.incident_id,
         )
+
+    # -- access control: gateways close the connections these name ----------------------------
+
+    def _control(self, e: Any, position: int, tenant_id: UUID, project_id: UUID, data: dict[str, Any]) -> PublicEvent:
+        return PublicEvent(type="access.revoked", data=data, timestamp=e.timestamp, position=position,
+                           tenant_id=tenant_id, project_id=project_id, channel=CONTROL)
+
+    def _member_removed(self, e: Any, position: int) -> PublicEvent | None:
+        project = self._load_project(e.originator_id)
+        if project is None:
+            return None
+        return self._control(e, position, project.tenant_id, project.id, {"user_id": e.user_id})
+
+    def _project_deleted(self, e: Any, position: int) -> PublicEvent | None:
+        project = self._load_project(e.originator_id)
+        if project is None:
+            return None
+        return self._control(e, position, project.tenant_id, project.id, {"project_deleted": True})
+
+    def _session_revoked(self, e: Any, position: int) -> PublicEvent | None:
+        session = self._load_session(e.originator_id)
+        if session is None or session.project_id is None:
+            return None  # a session without a project had no stream to close
+        return self._control(e, position, session.tenant_id, session.project_id, {"session_id": e.originator_id})

@@ -23,7 +23,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from copilot.security import TokenClaims, TokenError, TokenIssuer
 from copilot.stream.bus import EventBus
-from copilot.stream.events import CHANNELS, PublicEvent
+from copilot.stream.events import CHANNELS, CONTROL, PublicEvent
 
 __all__ = ["CLOSE_TOO_SLOW", "CLOSE_UNAUTHORIZED", "Hub", "create_gateway_app"]
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
+CLOSE_REVOKED = 4403
 QUEUE_SIZE = 1000
 
 
@@ -62,6 +63,7 @@ class _Client:
         self.sent = 0  # position of the last event sent
         self.held: list[PublicEvent] | None = None  # live events held during a replay
         self.too_slow = asyncio.Event()
+        self.revoked = asyncio.Event()
         self._send_lock = asyncio.Lock()  # replies and events come from two tasks
 
     def offer(self, event: PublicEvent) -> None:
@@ -127,8 +129,20 @@ class Hub:
         return sum(len(clients) for clients in self._clients.values())
 
     def dispatch(self, event: PublicEvent) -> None:
-        for client in self._clients.get((event.tenant_id, event.project_id), ()):
+        clients = self._clients.get((event.tenant_id, event.project_id), ())
+        if event.channel == CONTROL:
+            for client in clients:
+                if _revokes(event, client):
+                    client.revoked.set()
+            return
+        for client in clients:
             client.offer(event)
+
+
+def _revokes(event: PublicEvent, client: _Client) -> bool:
+    data = event.data
+    return bool(data.get("project_deleted")) or str(data.get("user_id")) == str(client.claims.sub) \
+        or str(data.get("session_id")) == str(client.claims.sid)
 
 
 async def _authenticate(socket: WebSocket[Any, Any, Any], tokens: TokenIssuer) -> TokenClaims | None:
@@ -223,6 +237,7 @@ def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar
             asyncio.create_task(_serve_client(client, bus)),
             asyncio.create_task(client.write_events()),
             asyncio.create_task(client.too_slow.wait()),
+            asyncio.create_task(client.revoked.wait()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -230,6 +245,9 @@ def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar
                 hub.dropped_slow_clients += 1
                 with contextlib.suppress(Exception):
                     await socket.close(code=CLOSE_TOO_SLOW, reason="client too slow; reconnect with since")
+            elif tasks[3] in done:
+                with contextlib.suppress(Exception):
+                    await socket.close(code=CLOSE_REVOKED, reason="access to this project or session has ended")
             for task in done:
                 if not task.cancelled() and task.exception() and not isinstance(
                         task.exception(), WebSocketDisconnect):

@@ -17,6 +17,8 @@ from copilot.commands.store import EventStore
 from copilot.domain.alert import Alert
 from copilot.domain.incident import Incident
 from copilot.domain.investigation import Investigation
+from copilot.domain.project import Project
+from copilot.domain.session import Session
 from copilot.leadership import hold_advisory_lock
 from copilot.listen import LogListener
 from copilot.projections.db import ReadDatabase
@@ -42,8 +44,13 @@ class LogReader:
             incident = store.find(Incident, incident_id)
             return None if incident is None else (incident.tenant_id, incident.project_id)
 
-        self.encoder = PublicEventEncoder(scope, lambda alert_id: store.find(Alert, alert_id),
-                                          lambda investigation_id: store.find(Investigation, investigation_id))
+        self.encoder = PublicEventEncoder(
+            scope,
+            load_alert=lambda alert_id: store.find(Alert, alert_id),
+            load_investigation=lambda investigation_id: store.find(Investigation, investigation_id),
+            load_project=lambda project_id: store.find(Project, project_id),
+            load_session=lambda session_id: store.find(Session, session_id),
+        )
 
     def read(self, after: int, limit: int) -> tuple[list[PublicEvent], int]:
         """Public events after `after` in the next `limit` log entries, and the last position read."""
