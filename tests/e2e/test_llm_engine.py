@@ -4,6 +4,7 @@ and when the LLM fails the built-in engine answers."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from decimal import Decimal
@@ -15,7 +16,7 @@ import pytest
 from tests.conftest import fresh_postgres_database
 from tests.e2e.api import Users
 from tests.e2e.openai_server import OpenAIServer, openai_server
-from tests.e2e.server import Server, assert_stops_cleanly, backend_env, start_server
+from tests.e2e.server import COPILOT, Server, assert_stops_cleanly, backend_env, start_server, user_env
 from tests.e2e.test_investigation import wait_for_run
 
 ANSWER = {"hypotheses": [{
@@ -106,6 +107,16 @@ def test_the_llm_answers_every_call_is_accounted_and_identical_evidence_is_a_cac
         assert per_incident["by_model"][0]["model"] == "openai/gpt-4o-mini"
         assert per_incident["by_step"][0]["step"] == "generate"
         assert per_incident["lifecycle"]["state"] == "detected"
+        # A rebuild of the analytics read model, from the log alone, gives the same figures.
+        rebuilt = subprocess.run([str(COPILOT), "projections", "rebuild", "analytics"], env=user_env(**llm_server.env),
+                                 capture_output=True, text=True, timeout=60)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert owner.client.get("/analytics/token-usage").json() == usage
+        assert owner.client.get(f"/analytics/incident-metrics/{first['id']}").json() == per_incident
+        again_summary = owner.client.get("/analytics/cost-summary?days=7").json()
+        assert again_summary["cache_stats"] == summary["cache_stats"]
+        assert again_summary["overall_stats"] == summary["overall_stats"]
+
         other = users.register(who="other")
         assert other.client.get("/analytics/token-usage").json()["total_requests"] == 0
         assert other.client.get(f"/analytics/incident-metrics/{first['id']}").status_code == 404
