@@ -158,10 +158,11 @@ class MonitoringController(Controller):
         integration, credentials = await blocking(
             container.integration_commands.credentials_of, integration_id, principal.user_id)
         result = await probe(integration.kind, integration.config, credentials)
-        await blocking(container.integration_commands.record_test, RecordConnectionTest(
+        position = await blocking(container.integration_commands.record_test, RecordConnectionTest(
             actor=principal.user_id, integration_id=integration_id, success=result.success,
             latency_ms=result.latency_ms, version=result.version, detail=result.detail,
         ))
+        await read_your_writes(container, position)
         return ConnectionTestResult(success=result.success, latency_ms=result.latency_ms, detail=result.detail,
                                     version=result.version)
 

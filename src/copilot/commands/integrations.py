@@ -12,6 +12,7 @@ from copilot.commands.incidents import RoleLookup
 from copilot.commands.store import EventStore, with_retries
 from copilot.domain import ConflictError, ForbiddenError, Integration, NotFoundError, Project, Role
 from copilot.domain.events import event_type
+from copilot.domain.integration import validate_config
 from copilot.security import hash_secret, new_secret
 from copilot.security.credentials import CredentialCipher
 
@@ -111,8 +112,8 @@ class IntegrationHandlers:
         integration = Integration._create(
             event_type(Integration, "Created"),  # type: ignore[arg-type]
             id=integration_id, tenant_id=cmd.tenant_id, project_id=cmd.project_id, name=cmd.name, kind=cmd.kind,
-            config=cmd.config, credentials=sealed, enabled=cmd.enabled, webhook_token_hash=hash_secret(token),
-            created_by=cmd.actor,
+            config=validate_config(cmd.kind, cmd.config),  # the event records what the server will use
+            credentials=sealed, enabled=cmd.enabled, webhook_token_hash=hash_secret(token), created_by=cmd.actor,
         )
         return IntegrationCreated(integration.id, token, self.store.append(integration))
 

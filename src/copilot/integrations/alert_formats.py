@@ -99,7 +99,8 @@ def _when(value: datetime | None, fallback: datetime) -> datetime:
     # Alertmanager sends 0001-01-01 for "not ended"; anything before 1970 means unset.
     if value is None or value.year < 1970:
         return fallback
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # One offset for every stored time, so they also order correctly as text (SQLite).
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def from_alertmanager(payload: AlertmanagerPayload, service_label: str | None, now: datetime) -> list[IncomingAlert]:

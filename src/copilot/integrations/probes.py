@@ -22,6 +22,8 @@ __all__ = ["ProbeResult", "forbidden_target", "probe"]
 
 TIMEOUT_SECONDS = 5.0
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"}
+# Cloud metadata services outside the link-local range: AWS over IPv6, Alibaba Cloud.
+_METADATA_ADDRESSES = {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ async def forbidden_target(host: str) -> str | None:
         return f"cannot resolve {host}"
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
+        if address in _METADATA_ADDRESSES:
+            return f"{host} resolves to {address}, a cloud metadata endpoint; refusing to call it"
         if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
             return f"{host} resolves to {address}, a link-local or reserved address; refusing to call it"
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None \

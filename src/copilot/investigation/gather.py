@@ -20,7 +20,7 @@ from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
 from copilot.projections.db import ReadDatabase
 
-__all__ = ["METRIC_TEMPLATES", "Gatherer", "Skipped"]
+__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals"]
 
 # PromQL per signal; {sel} is the service selector, e.g. service="payment-api".
 METRIC_TEMPLATES: dict[str, str] = {
@@ -87,33 +87,11 @@ class Gatherer:
         config = await asyncio.to_thread(self.prometheus_of, project_id)
         if config is None:
             raise Skipped("the project has no Prometheus integration")
-        base = config["url"]
-        refusal = await forbidden_target(httpx.URL(base).host)
+        refusal = await forbidden_target(httpx.URL(config["url"]).host)
         if refusal:
             raise Skipped(refusal)
-        label = config.get("service_label") or "service"
-        selector = f'{label}="{_escape(incident.service)}"'
-        t0 = incident.detected_at
-        baseline_at = t0 - BASELINE[1]
-        around_at = min(t0 + AROUND[1], self.now())
-        baseline_range = int((BASELINE[0] - BASELINE[1]).total_seconds() // 60)
-        around_range = max(1, int((around_at - (t0 - AROUND[0])).total_seconds() // 60))
-        facts: list[MetricFact] = []
-        async with httpx.AsyncClient(base_url=base, timeout=5.0, follow_redirects=False, trust_env=False,
-                                     verify=bool(config.get("verify_tls", True))) as client:
-            for signal, template in METRIC_TEMPLATES.items():
-                expr = template.format(sel=selector)
-                before = await _scalar(client, f"avg_over_time(({expr})[{baseline_range}m:1m])", baseline_at)
-                during = await _scalar(client, f"max_over_time(({expr})[{around_range}m:1m])", around_at)
-                if before is None and during is None:
-                    continue
-                facts.append(MetricFact(signal=signal, before=before, during=during,
-                                        change_pct=_change(before, during)))
-        moved = [f"{f.signal} {f.change_pct:+.0f}%" for f in facts if f.change_pct is not None
-                 and abs(f.change_pct) >= 25]
-        summary = (f"{len(facts)} signal(s) with data for {selector}"
-                   + (f"; changed: {', '.join(moved)}" if moved else "; none moved by 25% or more"))
-        return Found(summary, facts)
+        return await query_signals(config, incident, self.now())
+
 
     # -- change events ----------------------------------------------------------------------
 
@@ -184,6 +162,34 @@ class Gatherer:
             counts = stats.setdefault(row["category"], [0, 0])
             counts[0 if row["user_feedback"] == "confirmed" else 1] += int(row["n"])
         return {category: (c[0], c[1]) for category, c in stats.items()}
+
+
+async def query_signals(config: dict[str, Any], incident: IncidentFact, now: datetime) -> Found:
+    """Each signal's baseline before detection and peak around it, from the Prometheus at `config["url"]`."""
+    base = config["url"]
+    label = config.get("service_label") or "service"
+    selector = f'{label}="{_escape(incident.service)}"'
+    t0 = incident.detected_at
+    baseline_at = t0 - BASELINE[1]
+    around_at = min(t0 + AROUND[1], now)
+    baseline_range = int((BASELINE[0] - BASELINE[1]).total_seconds() // 60)
+    around_range = max(1, int((around_at - (t0 - AROUND[0])).total_seconds() // 60))
+    facts: list[MetricFact] = []
+    async with httpx.AsyncClient(base_url=base, timeout=5.0, follow_redirects=False, trust_env=False,
+                                 verify=bool(config.get("verify_tls", True))) as client:
+        for signal, template in METRIC_TEMPLATES.items():
+            expr = template.format(sel=selector)
+            before = await _scalar(client, f"avg_over_time(({expr})[{baseline_range}m:1m])", baseline_at)
+            during = await _scalar(client, f"max_over_time(({expr})[{around_range}m:1m])", around_at)
+            if before is None and during is None:
+                continue
+            facts.append(MetricFact(signal=signal, before=before, during=during,
+                                    change_pct=_change(before, during)))
+    moved = [f"{f.signal} {f.change_pct:+.0f}%" for f in facts if f.change_pct is not None
+             and abs(f.change_pct) >= 25]
+    summary = (f"{len(facts)} signal(s) with data for {selector}"
+               + (f"; changed: {', '.join(moved)}" if moved else "; none moved by 25% or more"))
+    return Found(summary, facts)
 
 
 def _escape(value: str) -> str:
