@@ -33,7 +33,9 @@ CATEGORIES: Final[dict[str, float]] = {
     "backlog": 0.05,
     "known_recurrence": 0.06,
 }
-DECISIVE: Final = 0.5  # below this for every category, the engine abstains
+# The engine commits when one cause stands out: likely enough on its own, or well ahead of the rest.
+DECISIVE: Final = 0.5
+STANDS_OUT: Final = (0.3, 2.0)  # at least 30% and twice the runner-up
 ABSTAIN = "insufficient_evidence"
 _Z90: Final = 1.645
 
@@ -104,6 +106,11 @@ def _change_text(c: ChangeFact) -> str:
     return f"{what}{version} of {c.service_name} at {_hhmm(c.occurred_at)}, {when}: {c.description}"
 
 
+def _recency(change: ChangeFact, strength: float) -> float:
+    """A change weighs most just before detection and fades over about an hour (1 + strength·e^(-t/30 min))."""
+    return 1.0 + strength * math.exp(-max(change.minutes_before, 0.0) / 30.0)
+
+
 # -- the rules, one per category ------------------------------------------------------------------
 
 
@@ -112,8 +119,7 @@ def _deploy(e: Evidence, case: _Case) -> None:
     deploys = _recent(e.changes, ("deploy",), service)
     if deploys:
         nearest = deploys[0]
-        # The closer to detection, the stronger: 12x within 15 minutes, fading to 3x at two hours.
-        case.add(max(3.0, 12.0 * math.exp(-max(nearest.minutes_before, 0) / 60)), _change_text(nearest))
+        case.add(_recency(nearest, 11.0), _change_text(nearest))
         case.subject = nearest.version or nearest.description
     elif _recent(e.changes, ("deploy",), None):
         other = _recent(e.changes, ("deploy",), None)[0]
@@ -127,7 +133,7 @@ def _config(e: Evidence, case: _Case) -> None:
     service = e.incident.service
     changes = _recent(e.changes, ("config", "feature_flag"), service)
     if changes:
-        case.add(max(2.5, 9.0 * math.exp(-max(changes[0].minutes_before, 0) / 60)), _change_text(changes[0]))
+        case.add(_recency(changes[0], 9.0), _change_text(changes[0]))
         case.subject = changes[0].description
     else:
         case.add(0.4, f"No config or feature-flag change of {service} in the two hours before detection")
@@ -143,17 +149,20 @@ def _symptoms(e: Evidence, case: _Case, signals: tuple[str, ...]) -> None:
 
 def _saturation(e: Evidence, case: _Case) -> None:
     rose = False
+    flat: list[MetricFact] = []
     for signal in ("cpu", "memory", "saturation"):
         m = _metric(e, signal)
         if m is None or m.change_pct is None:
             continue
         if m.change_pct > 40 or (signal == "saturation" and (m.during or 0) > 0.9):
-            case.add(4.0 if not rose else 1.8, _metric_text(e.incident.service, m))
+            case.add(5.0 if not rose else 1.8, _metric_text(e.incident.service, m))
             rose = True
         elif abs(m.change_pct) < 10:
-            case.add(0.6, _metric_text(e.incident.service, m))
+            flat.append(m)
+    if not rose and flat:  # one resource staying flat says nothing; all of them flat says "not saturation"
+        case.add(0.5, "; ".join(_metric_text(e.incident.service, m) for m in flat))
     for alert in _alerts_matching(e, r"cpu|memory|oom|disk|saturat|throttl|pool exhaust|file descriptor")[:2]:
-        case.add(3.0, _alert_text(alert))
+        case.add(6.0, _alert_text(alert))
 
 
 def _dependency(e: Evidence, case: _Case) -> None:
@@ -161,7 +170,7 @@ def _dependency(e: Evidence, case: _Case) -> None:
     errors = _metric(e, "error_ratio")
     traffic = _metric(e, "traffic")
     if latency is not None and latency.change_pct is not None and latency.change_pct > 50:
-        case.add(2.0, _metric_text(e.incident.service, latency))
+        case.add(3.0, _metric_text(e.incident.service, latency))
         if traffic is not None and traffic.change_pct is not None and abs(traffic.change_pct) < 30:
             case.add(1.5, _metric_text(e.incident.service, traffic) + " (steady load)")
     if errors is not None and errors.change_pct is not None and errors.change_pct > 50 \
@@ -169,7 +178,7 @@ def _dependency(e: Evidence, case: _Case) -> None:
         case.add(1.5, _metric_text(e.incident.service, errors) + " with no change of the service itself")
     for alert in _alerts_matching(e, r"timeout|upstream|dependency|database|\bdb\b|redis|downstream|"
                                      r"connection refused|unavailable|5\d\d from")[:2]:
-        case.add(4.0, _alert_text(alert))
+        case.add(8.0, _alert_text(alert))
 
 
 def _traffic(e: Evidence, case: _Case) -> None:
@@ -191,10 +200,10 @@ def _infrastructure(e: Evidence, case: _Case) -> None:
         case.add(3.5, f"{_num(restarts.during)} restarts of {e.incident.service} around detection")
     infra = _recent(e.changes, ("infra",), None)
     if infra:
-        case.add(3.0, _change_text(infra[0]))
+        case.add(_recency(infra[0], 11.0), _change_text(infra[0]))
     for alert in _alerts_matching(e, r"node|host|kube|pod|crashloop|instance down|\bdown\b|unreachable|"
                                      r"zone|hardware")[:2]:
-        case.add(3.0, _alert_text(alert))
+        case.add(6.0, _alert_text(alert))
 
 
 def _credential(e: Evidence, case: _Case) -> None:
@@ -207,13 +216,16 @@ def _credential(e: Evidence, case: _Case) -> None:
     for alert in [a for a in _alerts_matching(e, r"cert|x509|tls|ssl|credential|unauthori[sz]ed|\b40[13]\b")
                   if a not in expiry][:1]:
         case.add(5.0, _alert_text(alert))
-    if re.search(r"cert|certificate|x509|tls|ssl|expired|credential", text, re.IGNORECASE):
-        case.add(4.0, f"the incident itself mentions it: “{e.incident.title}”")
+    if re.search(r"(cert|x509|tls|ssl|credential|token|secret).*expir|expir.*(cert|x509|tls|ssl|credential|token)",
+                 text, re.IGNORECASE):
+        case.add(15.0, f"the incident itself names an expiry: “{e.incident.title}”")
+    elif re.search(r"cert|certificate|x509|tls|ssl|credential", text, re.IGNORECASE):
+        case.add(3.0, f"the incident itself mentions it: “{e.incident.title}”")
 
 
 def _backlog(e: Evidence, case: _Case) -> None:
     for alert in _alerts_matching(e, r"queue|backlog|lag|consumer|pending|stuck|dead.?letter")[:2]:
-        case.add(5.0, _alert_text(alert))
+        case.add(12.0, _alert_text(alert))
 
 
 def _recurrence(e: Evidence, case: _Case) -> None:
@@ -301,7 +313,9 @@ def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace:
     scored.sort(key=lambda item: (-item[0], item[2].category))
     hypotheses = []
     top = scored[0][0]
-    if top < DECISIVE:
+    runner_up = scored[1][0] if len(scored) > 1 else 0.0
+    stands_out = top >= STANDS_OUT[0] and top >= STANDS_OUT[1] * runner_up
+    if top < DECISIVE and not stands_out:
         missing = [] if evidence.metrics_status == "ok" else [f"metrics were {evidence.metrics_status}"]
         if not evidence.changes:
             missing.append("no change events were recorded")
@@ -332,7 +346,8 @@ def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace:
             "category": case.category, "claim": claim, "description": description,
             "confidence_score": round(p, 3), "confidence_lower": round(lower, 3), "confidence_upper": round(upper, 3),
             "supporting_evidence": case.supporting, "contradicting_evidence": case.contradicting,
-            "recommendation": "investigate" if p >= DECISIVE else "gather more evidence",
+            "recommendation": "investigate" if p >= DECISIVE or (case is scored[0][2] and stands_out)
+            else "gather more evidence",
         })
     for rank, hypothesis in enumerate(hypotheses, start=1):
         hypothesis["rank"] = rank

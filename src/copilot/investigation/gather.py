@@ -20,7 +20,7 @@ from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
 from copilot.projections.db import ReadDatabase
 
-__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals"]
+__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals", "similarity", "tokens"]
 
 # PromQL per signal; {sel} is the service selector, e.g. service="payment-api".
 METRIC_TEMPLATES: dict[str, str] = {
@@ -33,8 +33,10 @@ METRIC_TEMPLATES: dict[str, str] = {
     "restarts": "sum(changes(process_start_time_seconds{{{sel}}}[15m]))",
     "saturation": "max(saturation_ratio{{{sel}}})",
 }
-BASELINE = (timedelta(minutes=35), timedelta(minutes=5))  # from 35 to 5 minutes before detection
-AROUND = (timedelta(minutes=5), timedelta(minutes=10))  # from 5 before to 10 after
+# Symptoms often begin well before anyone detects them: the baseline is the half hour that ended
+# 45 minutes before detection, compared with the peak from 30 minutes before to 10 after.
+BASELINE = (timedelta(minutes=75), timedelta(minutes=45))
+AROUND = (timedelta(minutes=30), timedelta(minutes=10))
 CHANGE_LOOKBACK = timedelta(hours=2)
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -49,8 +51,16 @@ class Found:
     facts: Any
 
 
-def _tokens(text: str) -> set[str]:
+def tokens(text: str) -> set[str]:
     return {w for w in _WORDS.findall(text.lower()) if len(w) > 2}
+
+
+def similarity(service: str, words: set[str], alerts: set[str], other_service: str, other_text: str,
+               other_alerts: set[str]) -> float:
+    """How alike two incidents are: same service, shared words (Jaccard), shared alert names."""
+    theirs = tokens(other_text)
+    text = len(words & theirs) / len(words | theirs) if words | theirs else 0.0
+    return round(0.45 * (service == other_service) + 0.35 * text + 0.2 * (1.0 if alerts & other_alerts else 0.0), 3)
 
 
 class Gatherer:
@@ -128,14 +138,11 @@ class Gatherer:
         for row in alert_rows:
             alerts_by_incident.setdefault(row["incident_id"], set()).add(row["name"])
         mine = alerts_by_incident.get(incident.id, set())
-        words = _tokens(f"{incident.title} {incident.description}")
+        words = tokens(f"{incident.title} {incident.description}")
         best: dict[Any, SimilarFact] = {}
         for r in rows:
-            theirs = _tokens(f"{r['title']} {r['description']}")
-            text = len(words & theirs) / len(words | theirs) if words | theirs else 0.0
-            shared = mine & alerts_by_incident.get(r["id"], set())
-            score = round(0.45 * (r["service_name"] == incident.service) + 0.35 * text
-                          + 0.2 * (1.0 if shared else 0.0), 3)
+            score = similarity(incident.service, words, mine, r["service_name"],
+                               f"{r['title']} {r['description']}", alerts_by_incident.get(r["id"], set()))
             if score < 0.3:
                 continue
             fact = SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
