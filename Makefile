@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools run eval test test-unit test-integration test-e2e lint migrate clean
+.PHONY: install tools run eval bench test test-unit test-integration test-e2e lint migrate clean
 
 # Create the virtualenv and install the project with its test tools; redone when pyproject changes.
 $(STAMP): pyproject.toml
@@ -42,6 +42,13 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP) $(TOOLS)
 	$(PY) -m pytest tests/e2e
+
+## bench: the copilot against its floor on PostgreSQL + NATS (never part of make test)
+bench: $(STAMP) /usr/bin/wrk
+	$(PY) bench/run.py
+
+/usr/bin/wrk:
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
 
 ## eval: the built-in engine against the scenarios in eval/ (real Prometheus, backfilled with promtool)
 eval: $(STAMP) $(TOOLS)
