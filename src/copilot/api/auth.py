@@ -145,7 +145,13 @@ class AuthController(Controller):
             claims = container.tokens.decode(token, "refresh")
         except TokenError as error:
             raise UnauthorizedError(str(error)) from None
-        started = await blocking(container.auth.refresh, RefreshSession(session_id=claims.sid, refresh_id=claims.jti))
+        try:
+            started = await blocking(container.auth.refresh,
+                                     RefreshSession(session_id=claims.sid, refresh_id=claims.jti))
+        except UnauthorizedError as refused:
+            if refused.position is not None:  # the revocation must be visible before the 401 is
+                await read_your_writes(container, refused.position)
+            raise
         return await self._answer_login(container, started)
 
     @post("/logout", operation_id="logout", status_code=200, summary="End the session")

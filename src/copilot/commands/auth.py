@@ -165,8 +165,8 @@ class AuthHandlers:
                 raise UnauthorizedError("session not found; log in again")
             new_id = _new_refresh_id()
             if not session.rotate(cmd.refresh_id, new_id, session.project_id, self.clock()):
-                self.store.append(session)
-                raise UnauthorizedError("refresh token was already used; the session is revoked")
+                position = self.store.append(session)
+                raise UnauthorizedError("refresh token was already used; the session is revoked", position)
             return _started(session, self.store.append(session))
 
         return with_retries(attempt)

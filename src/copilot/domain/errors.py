@@ -15,9 +15,10 @@ __all__ = [
 class DomainError(Exception):
     """Base of every rule the domain refuses to break."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, position: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.position = position  # set when refusing still recorded something (say, a revocation)
 
 
 class NotFoundError(DomainError):

@@ -14,7 +14,7 @@ from eventsourcing.persistence import Notification
 from copilot.commands.store import EventStore
 from copilot.listen import LogListener
 from copilot.projections.base import Projection
-from copilot.projections.db import ReadDatabase
+from copilot.projections.db import ReadDatabase, Transaction
 
 __all__ = ["ProjectionRunner", "TrackingWaiter", "read_positions"]
 
@@ -132,9 +132,12 @@ class ProjectionRunner:
             return 0
         decoded = self._decode(notifications)
         last = notifications[-1].id
-        for projection in self.projections:
-            if self._positions[projection.name] < last:
-                self._apply(projection, notifications, decoded, last)
+        behind = [p for p in self.projections if self._positions[p.name] < last]
+        # One transaction for the whole batch: every projection's rows and tracking commit together,
+        # one commit instead of one per projection.
+        with self.db.transaction() as tx:
+            reached = {p.name: self._apply(tx, p, notifications, decoded, last) for p in behind}
+        self._positions.update(reached)
         self._release_waiters()
         return len(notifications)
 
@@ -143,22 +146,22 @@ class ProjectionRunner:
         return {n.id: mapper.to_domain_event(n) for n in notifications if n.topic in self._handled}
 
     def _apply(
-        self, projection: Projection, notifications: Sequence[Notification], decoded: dict[int, Any], last: int
-    ) -> None:
-        with self.db.transaction() as tx:
-            # Re-read under the write lock: another projector may have done this batch.
-            row = tx.fetch_one(
-                "SELECT position FROM projection_tracking WHERE name = :name"
-                + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
-                {"name": projection.name},
-            )
-            done = int(row["position"]) if row else 0
-            for notification in notifications:
-                if notification.id > done and notification.topic in projection.topics:
-                    projection.apply(tx, notification.topic, decoded[notification.id], notification.id)
-            if last > done:
-                tx.execute(_UPSERT_TRACKING, {"name": projection.name, "position": last})
-        self._positions[projection.name] = max(last, done)
+        self, tx: Transaction, projection: Projection, notifications: Sequence[Notification],
+        decoded: dict[int, Any], last: int,
+    ) -> int:
+        # Re-read under the write lock: another projector may have done this batch.
+        row = tx.fetch_one(
+            "SELECT position FROM projection_tracking WHERE name = :name"
+            + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
+            {"name": projection.name},
+        )
+        done = int(row["position"]) if row else 0
+        for notification in notifications:
+            if notification.id > done and notification.topic in projection.topics:
+                projection.apply(tx, notification.topic, decoded[notification.id], notification.id)
+        if last > done:
+            tx.execute(_UPSERT_TRACKING, {"name": projection.name, "position": last})
+        return max(last, done)
 
     # -- read-your-writes -------------------------------------------------------------------
 
