@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from copilot.ops.logs import configure_logging
 from copilot.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"copilot: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     if args.command == "serve":
         from copilot.server import serve
 

@@ -35,6 +35,7 @@ def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
         host=settings.bind_host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the process's logging (JSON lines or readable), configured by the CLI
         access_log=settings.log_level == "DEBUG",
         lifespan="on",
         ws_max_size=64 * 1024,
@@ -63,6 +64,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     from copilot.bootstrap import build_container, postgres_conninfo
     from copilot.integrations.prometheus_poller import PrometheusPoller
     from copilot.investigation.workflow import Investigator
+    from copilot.ops.metrics import Metrics
     from copilot.security import TokenIssuer
     from copilot.stream import Hub, LogReader, Relay, create_gateway_app
 
@@ -101,15 +103,21 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
                                     listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
         container.store.on_append(investigator.wake)
         tasks.append(asyncio.create_task(investigator.run()))
+    nats_connected = (lambda: bool(bus.connected)) if bus is not None and settings.nats_url else None
+    metrics = Metrics()
+    if investigator is not None:
+        investigator.metrics = metrics
+    if relay is not None:
+        relay.on_publish_error = metrics.publish_errors.inc
     if role in ("all", "api"):
         from copilot.api.app import create_api_app
 
         assert container is not None
-        servers.append(_uvicorn(create_api_app(container), settings, settings.api_port))
+        servers.append(_uvicorn(create_api_app(container, metrics, nats_connected), settings, settings.api_port))
         sockets[servers[-1]] = ports["api"]
     if role in ("all", "stream"):
         assert bus is not None
-        gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub())
+        gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub(), metrics, nats_connected)
         servers.append(_uvicorn(gateway, settings, settings.ws_port))
         sockets[servers[-1]] = ports["ws"]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -23,18 +24,16 @@ from copilot.api.ratelimit import RateLimitMiddleware
 from copilot.api.throttle import FixedWindowCounter, LoginThrottle
 from copilot.api.webhooks import WebhooksController
 from copilot.bootstrap import Container
+from copilot.ops.metrics import Metrics, MetricsMiddleware
+from copilot.ops.routes import ops_routes
 
 __all__ = ["create_api_app"]
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-@get("/healthz", operation_id="healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
+def create_api_app(container: Container, metrics: Metrics | None = None,
+                   nats_connected: Callable[[], bool] | None = None, **litestar_options: Any) -> Litestar:
     settings = container.settings
     throttle = LoginThrottle(per_email=settings.login_attempts_per_window,
                              per_address=settings.login_attempts_per_window * 5)
@@ -47,14 +46,19 @@ def create_api_app(container: Container, **litestar_options: Any) -> Litestar:
     )
     # Webhooks authenticate with their integration's token, not a user session.
     webhooks = Router(path="/api/v1", route_handlers=[WebhooksController, ChangeWebhookController])
+    metrics = metrics or Metrics()
+    container.store.on_append(lambda _position: metrics.events_appended.inc())
     return Litestar(
-        route_handlers=[api, webhooks, healthz],
+        route_handlers=[api, webhooks, *ops_routes(container, metrics, nats_connected)],
         dependencies={
             "container": Provide(lambda: container, use_cache=True, sync_to_thread=False),
             "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[DefineMiddleware(RateLimitMiddleware, counter=budget, tokens=container.tokens)],  # type: ignore[arg-type]
+        middleware=[
+            DefineMiddleware(MetricsMiddleware, metrics=metrics),  # type: ignore[arg-type]
+            DefineMiddleware(RateLimitMiddleware, counter=budget, tokens=container.tokens),  # type: ignore[arg-type]
+        ],
         openapi_config=OpenAPIConfig(
             title="SRE Copilot",
             version=__version__,

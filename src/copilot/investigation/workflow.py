@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,6 +42,7 @@ from copilot.investigation.gather import Found, Gatherer, Skipped
 from copilot.investigation.llm import LLMEngine
 from copilot.leadership import hold_advisory_lock
 from copilot.listen import LogListener
+from copilot.ops.metrics import Metrics
 from copilot.projections.db import ReadDatabase
 from copilot.projections.runner import read_positions
 
@@ -65,6 +67,7 @@ class Investigator:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.llm = llm
+        self.metrics: Metrics | None = None
         self.db = db
         self.gather = Gatherer(db, now)
         self.poll_interval = poll_interval
@@ -159,6 +162,8 @@ class Investigator:
                 if investigation.running:
                     investigation.finish_run("completed")
                     await self._append(investigation)
+                    if self.metrics is not None:
+                        self.metrics.investigations.labels("completed").inc()
                 return
             try:
                 await self._run_step(investigation, step)
@@ -187,6 +192,7 @@ class Investigator:
         fact = IncidentFact(id=incident.id, title=incident.title, description=incident.description,
                             service=incident.service_name, severity=incident.severity,
                             detected_at=incident.detected_at)
+        started = time.perf_counter()
         try:
             found = await asyncio.wait_for(self._do(step, investigation, fact), STEP_TIMEOUT_SECONDS)
         except Skipped as reason:
@@ -199,10 +205,14 @@ class Investigator:
             if step == "generate":
                 for call in found.facts.get("llm_calls", []):
                     investigation.record_llm_request(**call)
+                    if self.metrics is not None:
+                        self.metrics.record_llm_call(call)
             if step == "rank":
                 findings = investigation.findings["generate"]
                 investigation.generate(found.facts["hypotheses"], engine=findings["engine"],
                                        evidence_fingerprint=findings["fingerprint"], cached=findings["cached"])
+        if self.metrics is not None:
+            self.metrics.step_seconds.labels(step, investigation.steps[step]).observe(time.perf_counter() - started)
         await self._append(investigation)
 
     async def _do(self, step: str, investigation: Investigation, incident: IncidentFact) -> Found:

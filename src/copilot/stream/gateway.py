@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Litestar, WebSocket, get, websocket
+from litestar import Litestar, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from copilot.ops.metrics import Metrics
+from copilot.ops.routes import ops_routes
 from copilot.security import TokenClaims, TokenError, TokenIssuer
 from copilot.stream.bus import EventBus
 from copilot.stream.events import CHANNELS, CONTROL, PublicEvent
@@ -128,6 +131,13 @@ class Hub:
     def connections(self) -> int:
         return sum(len(clients) for clients in self._clients.values())
 
+    async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """On shutdown: tell every client it is going away, so it reconnects elsewhere with `since`."""
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                with contextlib.suppress(Exception):
+                    await client.socket.close(code=code, reason=reason)
+
     def dispatch(self, event: PublicEvent) -> None:
         clients = self._clients.get((event.tenant_id, event.project_id), ())
         if event.channel == CONTROL:
@@ -218,7 +228,8 @@ def _as_uuid(value: str) -> UUID | None:
         return None
 
 
-def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar:
+def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub, metrics: Metrics | None = None,
+                       nats_connected: Callable[[], bool] | None = None) -> Litestar:
     @websocket("/ws")
     async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.accept()
@@ -257,9 +268,11 @@ def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar
             for task in tasks:
                 task.cancel()
 
-    @get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "connections": hub.connections}
+    metrics = metrics or Metrics()
+
+    def before_scrape() -> None:
+        metrics.ws_connections.set(hub.connections)
+        metrics.ws_dropped.set(hub.dropped_slow_clients)
 
     background: set[asyncio.Task[None]] = set()
 
@@ -269,5 +282,9 @@ def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub) -> Litestar
         background.add(task)
         task.add_done_callback(background.discard)
 
-    return Litestar(route_handlers=[ws_endpoint, healthz], openapi_config=None, on_startup=[subscribe_hub],
+    async def close_clients() -> None:
+        await hub.close_all()
+
+    return Litestar(route_handlers=[ws_endpoint, *ops_routes(None, metrics, nats_connected, before_scrape)],
+                    openapi_config=None, on_startup=[subscribe_hub], on_shutdown=[close_clients],
                     logging_config=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -99,6 +100,7 @@ class Relay:
         self.position = 0
         self.source = ""  # the event store's identity, read at start
         self.publish_errors = 0
+        self.on_publish_error: Callable[[], None] = lambda: None
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -157,6 +159,7 @@ class Relay:
             await self.bus.publish(events, self.source)
         except Exception as error:
             self.publish_errors += 1
+            self.on_publish_error()
             log.warning("relay could not publish (%s); retrying from position %d", error, self.position)
             await asyncio.sleep(min(0.2 * self.publish_errors, 2.0))
             return False

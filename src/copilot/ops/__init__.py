@@ -1,0 +1,1 @@
+"""Operating the copilot: metrics, readiness, logs."""
