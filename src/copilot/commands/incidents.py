@@ -9,8 +9,9 @@ from uuid import UUID
 
 import msgspec
 
+from copilot.commands.access import RoleLookup, require_role
 from copilot.commands.store import EventStore, with_retries
-from copilot.domain import ForbiddenError, InvalidInputError, NotFoundError, Role
+from copilot.domain import InvalidInputError, Role
 from copilot.domain.incident import Incident
 
 __all__ = ["ChangeIncidentState", "CreateIncident", "IncidentHandlers", "RoleLookup", "StateChangeResult"]
@@ -18,7 +19,6 @@ __all__ = ["ChangeIncidentState", "CreateIncident", "IncidentHandlers", "RoleLoo
 # How far in the future a client clock may be before its detected_at is refused.
 CLOCK_SKEW = timedelta(minutes=5)
 
-RoleLookup = Callable[[UUID, UUID], Role | None]
 
 
 class CreateIncident(msgspec.Struct, frozen=True):
@@ -56,11 +56,7 @@ class IncidentHandlers:
         self.clock = clock
 
     def _require(self, project_id: UUID, actor: UUID, minimum: Role, what: str) -> None:
-        role = self.role_of(project_id, actor)
-        if role is None:
-            raise NotFoundError(f"{what} not found")
-        if not role.at_least(minimum):
-            raise ForbiddenError(f"this needs the {minimum.value} role or higher; you are {role.value}")
+        require_role(self.role_of, project_id, actor, minimum, what)
 
     def create(self, cmd: CreateIncident) -> tuple[UUID, int]:
         self._require(cmd.project_id, cmd.actor, Role.MEMBER, "project")

@@ -8,9 +8,9 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from copilot.commands.incidents import RoleLookup
+from copilot.commands.access import RoleLookup, require_role
 from copilot.commands.store import EventStore, with_retries
-from copilot.domain import ConflictError, ForbiddenError, Integration, NotFoundError, Project, Role
+from copilot.domain import ConflictError, Integration, NotFoundError, Project, Role
 from copilot.domain.events import event_type
 from copilot.domain.integration import validate_config
 from copilot.security import hash_secret, new_secret
@@ -90,11 +90,7 @@ class IntegrationHandlers:
         self.cipher = cipher
 
     def _require(self, project_id: UUID, actor: UUID, minimum: Role, what: str = "integration") -> None:
-        role = self.role_of(project_id, actor)
-        if role is None:
-            raise NotFoundError(f"{what} not found")
-        if not role.at_least(minimum):
-            raise ForbiddenError(f"this needs the {minimum.value} role or higher; you are {role.value}")
+        require_role(self.role_of, project_id, actor, minimum, what)
 
     def _load(self, integration_id: UUID, actor: UUID, minimum: Role) -> Integration:
         integration = self.store.get(Integration, integration_id)

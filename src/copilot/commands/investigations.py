@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from copilot.commands.incidents import RoleLookup
+from copilot.commands.access import RoleLookup, require_role
 from copilot.commands.store import EventStore, with_retries
-from copilot.domain import ForbiddenError, Incident, InvalidInputError, NotFoundError, Role
+from copilot.domain import Incident, InvalidInputError, NotFoundError, Role
 from copilot.domain.change import CHANGE_TYPES, Change
 from copilot.domain.investigation import Investigation
 
@@ -56,11 +56,7 @@ class InvestigationHandlers:
         self.clock = clock
 
     def _require(self, project_id: UUID, actor: UUID, minimum: Role, what: str) -> None:
-        role = self.role_of(project_id, actor)
-        if role is None:
-            raise NotFoundError(f"{what} not found")
-        if not role.at_least(minimum):
-            raise ForbiddenError(f"this needs the {minimum.value} role or higher; you are {role.value}")
+        require_role(self.role_of, project_id, actor, minimum, what)
 
     def record_change(self, cmd: RecordChange) -> tuple[UUID, int]:
         if cmd.actor is not None:

@@ -28,6 +28,7 @@ from copilot.commands.store import ConcurrentWriteError, EventStore
 from copilot.domain.events import event_type
 from copilot.domain.incident import Incident
 from copilot.domain.investigation import Investigation
+from copilot.follower import LogFollower
 from copilot.investigation.engine import generate_hypotheses
 from copilot.investigation.evidence import (
     AlertFact,
@@ -40,11 +41,8 @@ from copilot.investigation.evidence import (
 )
 from copilot.investigation.gather import Found, Gatherer, Skipped
 from copilot.investigation.llm import LLMEngine
-from copilot.leadership import hold_advisory_lock
-from copilot.listen import LogListener
 from copilot.ops.metrics import Metrics
 from copilot.projections.db import ReadDatabase
-from copilot.projections.runner import read_positions
 
 __all__ = ["INVESTIGATOR_TRACKING_NAME", "Investigator"]
 
@@ -61,61 +59,18 @@ def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
-class Investigator:
+class Investigator(LogFollower):
+    tracking_name = INVESTIGATOR_TRACKING_NAME
+    lock_key = _PG_INVESTIGATOR_LOCK
+
     def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float = 0.5,
                  listen_conninfo: str | None = None, llm: LLMEngine | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.store = store
+        super().__init__(store, db, poll_interval=poll_interval, listen_conninfo=listen_conninfo)
         self.llm = llm
         self.metrics: Metrics | None = None
-        self.db = db
         self.gather = Gatherer(db, now)
-        self.poll_interval = poll_interval
-        self.listen_conninfo = listen_conninfo
         self.now = now
-        self.position = 0
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
-
-    # -- following the log ------------------------------------------------------------------
-
-    def wake(self, _position: int | None = None) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake()
-
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        leader = None
-        if self.db.dialect == "postgres" and self.listen_conninfo:
-            leader = await hold_advisory_lock(self.listen_conninfo, _PG_INVESTIGATOR_LOCK, lambda: self._stopping)
-        listener = None
-        if self.listen_conninfo:
-            channel = getattr(self.store.recorder, "channel_name", "copilot_events")
-            listener = LogListener(self.listen_conninfo, channel, self.wake)
-            listener.start()
-        try:
-            self.position = await asyncio.to_thread(lambda: read_positions(self.db).get(INVESTIGATOR_TRACKING_NAME, 0))
-            while not self._stopping:
-                try:
-                    progressed = await self.step()
-                except Exception:
-                    log.exception("investigator failed on the log after position %d; retrying", self.position)
-                    progressed = False
-                    await asyncio.sleep(1.0)
-                if not progressed:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-        finally:
-            if listener is not None:
-                listener.stop()
-            if leader is not None:
-                await asyncio.to_thread(leader.close)
 
     async def step(self) -> bool:
         """Handle the triggers in the next batch of the log; False when there was nothing new."""
@@ -133,16 +88,8 @@ class Investigator:
                 if investigation is not None:
                     await self.investigate(investigation.incident_id, trigger=None)
             self.position = notification.id
-            await asyncio.to_thread(self._save_position, self.position)
+            await asyncio.to_thread(self.save_position, self.position)
         return True
-
-    def _save_position(self, position: int) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                {"name": INVESTIGATOR_TRACKING_NAME, "position": position},
-            )
 
     # -- one investigation ------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ position>") de-duplicates. When the bus is down the relay retries; commands neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +19,8 @@ from copilot.domain.incident import Incident
 from copilot.domain.investigation import Investigation
 from copilot.domain.project import Project
 from copilot.domain.session import Session
-from copilot.leadership import hold_advisory_lock
-from copilot.listen import LogListener
+from copilot.follower import LogFollower
 from copilot.projections.db import ReadDatabase
-from copilot.projections.runner import read_positions
 from copilot.stream.bus import EventBus
 from copilot.stream.events import PublicEvent, PublicEventEncoder
 
@@ -80,7 +77,10 @@ class LogReader:
         return found[:limit]
 
 
-class Relay:
+class Relay(LogFollower):
+    tracking_name = RELAY_TRACKING_NAME
+    lock_key = _PG_RELAY_LOCK
+
     def __init__(
         self,
         reader: LogReader,
@@ -91,67 +91,22 @@ class Relay:
         poll_interval: float = 0.5,
         listen_conninfo: str | None = None,
     ) -> None:
+        super().__init__(reader.store, db, poll_interval=poll_interval, listen_conninfo=listen_conninfo)
         self.reader = reader
-        self.db = db
         self.bus = bus
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.listen_conninfo = listen_conninfo
-        self.position = 0
         self.source = ""  # the event store's identity, read at start
         self.publish_errors = 0
         self.on_publish_error: Callable[[], None] = lambda: None
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
 
-    def wake(self, _position: int | None = None) -> None:
-        """Thread-safe: called after appends in this process and on PostgreSQL NOTIFY."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake()
-
-    def _load_position(self) -> int:
-        return read_positions(self.db).get(RELAY_TRACKING_NAME, 0)
+    async def on_start(self) -> None:
+        self.source = await asyncio.to_thread(self._store_identity)
 
     def _store_identity(self) -> str:
         row = self.db.fetch_one("SELECT id FROM store_identity")
         return str(row["id"]) if row else "unknown"
 
-    def _save_position(self, position: int) -> None:
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                {"name": RELAY_TRACKING_NAME, "position": position},
-            )
-
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        leader = await self._become_leader()
-        listener = None
-        if self.listen_conninfo:
-            channel = getattr(self.reader.store.recorder, "channel_name", "copilot_events")
-            listener = LogListener(self.listen_conninfo, channel, self.wake)
-            listener.start()
-        try:
-            self.position = await asyncio.to_thread(self._load_position)
-            self.source = await asyncio.to_thread(self._store_identity)
-            while not self._stopping:
-                if not await self._step():
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-        finally:
-            if listener is not None:
-                listener.stop()
-            if leader is not None:
-                await asyncio.to_thread(leader.close)
-
-    async def _step(self) -> bool:
+    async def step(self) -> bool:
         events, last = await asyncio.to_thread(self.reader.read, self.position, self.batch_size)
         if last == self.position:
             return False
@@ -164,12 +119,6 @@ class Relay:
             await asyncio.sleep(min(0.2 * self.publish_errors, 2.0))
             return False
         self.publish_errors = 0
-        await asyncio.to_thread(self._save_position, last)
+        await asyncio.to_thread(self.save_position, last)
         self.position = last
         return True
-
-    async def _become_leader(self) -> Any:
-        """On PostgreSQL one relay publishes at a time; a standby takes over when it dies."""
-        if self.db.dialect != "postgres" or self.listen_conninfo is None:
-            return None
-        return await hold_advisory_lock(self.listen_conninfo, _PG_RELAY_LOCK, lambda: self._stopping)

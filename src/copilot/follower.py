@@ -1,0 +1,93 @@
+"""An async follower of the log with its own tracking row: the relay and the investigator are two.
+
+It wakes on appends in this process and on PostgreSQL NOTIFY (else it polls), and on
+PostgreSQL it holds an advisory lock while it runs, so one follower of a kind is active and
+standbys take over when it dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from copilot.commands.store import EventStore
+from copilot.leadership import hold_advisory_lock
+from copilot.listen import LogListener
+from copilot.projections.db import ReadDatabase
+from copilot.projections.runner import read_positions
+
+__all__ = ["LogFollower"]
+
+log = logging.getLogger(__name__)
+
+
+class LogFollower:
+    tracking_name: str
+    lock_key: int
+
+    def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float,
+                 listen_conninfo: str | None) -> None:
+        self.store = store
+        self.db = db
+        self.poll_interval = poll_interval
+        self.listen_conninfo = listen_conninfo
+        self.position = 0
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    def wake(self, _position: int | None = None) -> None:
+        """Thread-safe: called after appends in this process and on PostgreSQL NOTIFY."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    async def step(self) -> bool:
+        """Handle what follows `self.position`; False when there was nothing new (or it must wait)."""
+        raise NotImplementedError
+
+    async def on_start(self) -> None:
+        """Runs once the follower leads, before its first step."""
+
+    def save_position(self, position: int) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                {"name": self.tracking_name, "position": position},
+            )
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        leader: Any = None
+        if self.db.dialect == "postgres" and self.listen_conninfo:
+            leader = await hold_advisory_lock(self.listen_conninfo, self.lock_key, lambda: self._stopping)
+        listener = None
+        if self.listen_conninfo:
+            channel = getattr(self.store.recorder, "channel_name", "copilot_events")
+            listener = LogListener(self.listen_conninfo, channel, self.wake)
+            listener.start()
+        try:
+            self.position = await asyncio.to_thread(lambda: read_positions(self.db).get(self.tracking_name, 0))
+            await self.on_start()
+            while not self._stopping:
+                try:
+                    progressed = await self.step()
+                except Exception:
+                    log.exception("%s failed after log position %d; retrying", self.tracking_name, self.position)
+                    progressed = False
+                    await asyncio.sleep(1.0)
+                if not progressed:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            if listener is not None:
+                listener.stop()
+            if leader is not None:
+                await asyncio.to_thread(leader.close)
