@@ -8,6 +8,7 @@ writes BENCHMARKS.md.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,10 +19,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
 
 import httpx
 import psycopg
@@ -120,6 +121,35 @@ def wrk(url: str, method: str = "GET", body: str | None = None, token: str | Non
 
 
 BODY = '{"title": "High error rate on payment-api", "service_name": "payment-api", "severity": "high"}'
+WS_CLIENTS = int(os.environ.get("BENCH_WS_CLIENTS", "1000"))
+EVENT_RATE = float(os.environ.get("BENCH_EVENT_RATE", "200"))
+EVENT_SECONDS = float(os.environ.get("BENCH_EVENT_SECONDS", "10"))
+
+
+def deliver(base: str, ws_url: str, headers: dict[str, str], tenant: str, incidents: list[str]) -> dict[str, float]:
+    """WS_CLIENTS clients listen while state changes are issued at EVENT_RATE per second."""
+    token = httpx.get(f"{base}/auth/ws-token", headers=headers, timeout=30).json()["token"]
+    clients = subprocess.Popen([str(PY), str(ROOT / "bench/ws_clients.py"), ws_url, token, tenant, str(WS_CLIENTS),
+                                str(EVENT_SECONDS)], stdout=subprocess.PIPE, text=True)
+    assert clients.stdout is not None
+    clients.stdout.readline()  # every client is connected and subscribed
+    issued = 0
+    started = time.monotonic()
+    with httpx.Client(headers=headers, timeout=30) as http:
+        for n in range(int(EVENT_RATE * EVENT_SECONDS)):
+            due = started + n / EVENT_RATE
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
+            incident = incidents[n % len(incidents)]
+            visit = n // len(incidents)
+            state = "acknowledged" if visit == 0 else ("investigating" if visit % 2 else "mitigated")
+            if http.patch(f"{base}/incidents/{incident}/state", json={"state": state}).status_code == 200:
+                issued += 1
+    elapsed = time.monotonic() - started
+    summary = json.loads(clients.stdout.readline())
+    clients.wait(60)
+    return {"rate": issued / elapsed, "messages": summary["messages"], "p50": summary["p50_ms"],
+            "p99": summary["p99_ms"]}
 
 
 def main() -> int:
@@ -146,6 +176,8 @@ def main() -> int:
             seeded = [httpx.post(f"{base}/incidents", json={"title": f"seed {n}", "service_name": "svc",
                                                             "severity": "low"}, headers=headers, timeout=30).json()
                       for n in range(20)]
+            delivery = deliver(base, f"ws://127.0.0.1:{ws}/ws", headers, registered["user"]["tenant_id"],
+                               [s["id"] for s in seeded])
             create = wrk(f"{base}/incidents", "POST", BODY, token, work)
             listing = wrk(f"{base}/incidents?limit=10", token=token, workdir=work)
             one = wrk(f"{base}/incidents/{seeded[0]['id']}", token=token, workdir=work)
@@ -165,10 +197,14 @@ def main() -> int:
     ]
     for name, ours, floor in rows:
         ratio = ours["rps"] / floor["rps"] if floor["rps"] else float("nan")
-        table.append(f"| {name} | {ours['rps']:,.0f} | {floor['rps']:,.0f} | {ratio:.2f}× | "
+        table.append(f"| {name} | {ours['rps']:,.0f} | {floor['rps']:,.0f} | {ratio:.2f}x | "
                      f"{ours['p50']:.1f} / {ours['p99']:.1f} | {floor['p50']:.1f} / {floor['p99']:.1f} | "
                      f"{ours['errors']:.0f} |")
     memory = ["| process | peak RSS MB |", "| --- | ---: |"] + [f"| {k} | {v:.0f} |" for k, v in rss.items()]
+    table += ["", "| event → WebSocket delivery | clients | events/s issued | messages received | p50 ms | p99 ms |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |",
+              f"| state changes via REST | {WS_CLIENTS} | {delivery['rate']:.0f} (target {EVENT_RATE:.0f}) | "
+              f"{delivery['messages']:,.0f} | {delivery['p50']:.1f} | {delivery['p99']:.1f} |"]
     print("\n".join(table))
     print()
     print("\n".join(memory))

@@ -62,14 +62,14 @@ class _Client:
         self.claims = claims
         self.scope = (claims.tid, claims.pid)
         self.channels: set[str] = set()
-        self.queue: asyncio.Queue[PublicEvent] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[tuple[PublicEvent, str]] = asyncio.Queue(QUEUE_SIZE)
         self.sent = 0  # position of the last event sent
         self.held: list[PublicEvent] | None = None  # live events held during a replay
         self.too_slow = asyncio.Event()
         self.revoked = asyncio.Event()
         self._send_lock = asyncio.Lock()  # replies and events come from two tasks
 
-    def offer(self, event: PublicEvent) -> None:
+    def offer(self, event: PublicEvent, text: str | None = None) -> None:
         if event.channel not in self.channels:
             return
         if self.held is not None:
@@ -77,11 +77,11 @@ class _Client:
             if len(self.held) > QUEUE_SIZE:
                 self.too_slow.set()
             return
-        self._enqueue(event)
+        self._enqueue(event, text)
 
-    def _enqueue(self, event: PublicEvent) -> None:
+    def _enqueue(self, event: PublicEvent, text: str | None = None) -> None:
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait((event, text or _encode(event.for_client()).decode()))
         except asyncio.QueueFull:
             self.too_slow.set()
 
@@ -91,10 +91,11 @@ class _Client:
 
     async def write_events(self) -> None:
         while True:
-            event = await self.queue.get()
+            event, text = await self.queue.get()
             if event.position > self.sent and event.channel in self.channels:
                 self.sent = event.position
-                await self.send(event.for_client())
+                async with self._send_lock:
+                    await self.socket.send_text(text)
 
     async def replay_then_go_live(self, bus: EventBus, since: int) -> None:
         self.held = []
@@ -145,8 +146,9 @@ class Hub:
                 if _revokes(event, client):
                     client.revoked.set()
             return
+        text = _encode(event.for_client()).decode()  # once per event, not once per client
         for client in clients:
-            client.offer(event)
+            client.offer(event, text)
 
 
 def _revokes(event: PublicEvent, client: _Client) -> bool:
