@@ -5,15 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import msgspec
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
 from copilot.domain.events import event_type
 from copilot.projections.db import Transaction
 
-__all__ = ["Projection", "event_type"]
+__all__ = ["Projection", "event_type", "json_text"]
 
 Handler = Callable[[Transaction, Any], None]
+
+_json = msgspec.json.Encoder(order="sorted")
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text, keys sorted so that a rebuild writes byte-identical rows."""
+    return _json.encode(value).decode()
 
 
 class Projection:

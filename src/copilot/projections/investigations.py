@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from eventsourcing.domain import DomainEvent
 
 from copilot.domain.change import Change
 from copilot.domain.investigation import STEPS, Investigation
 from copilot.projections.base import Handler, Projection, event_type
+from copilot.projections.base import json_text as _text
 from copilot.projections.db import Transaction
 
 __all__ = ["InvestigationsProjection"]
-
-_json = msgspec.json.Encoder(order="sorted")
-
-
-def _text(value: Any) -> str:
-    return _json.encode(value).decode()
-
 
 class InvestigationsProjection(Projection):
     name = "investigations"

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from eventsourcing.domain import DomainEvent
 
 from copilot.domain import Alert, Integration
 from copilot.projections.base import Handler, Projection, event_type
+from copilot.projections.base import json_text as _text
 from copilot.projections.db import Transaction
 
 __all__ = ["MonitoringProjection"]
-
-_json = msgspec.json.Encoder(order="sorted")
-
-
-def _text(value: Any) -> str:
-    return _json.encode(value).decode()
-
 
 class MonitoringProjection(Projection):
     name = "monitoring"
