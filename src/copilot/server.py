@@ -19,6 +19,7 @@ __all__ = ["ROLES", "serve"]
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "api", "stream", "projector", "relay", "investigator")
+HEADLESS = ("projector", "relay", "investigator")  # roles whose port serves only /healthz, /readyz, /metrics
 
 
 class _Server(uvicorn.Server):
@@ -115,6 +116,15 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
         assert container is not None
         servers.append(_uvicorn(create_api_app(container, metrics, nats_connected), settings, settings.api_port))
         sockets[servers[-1]] = ports["api"]
+    if role in HEADLESS:
+        # Roles without an API still answer probes and scrapes, on COPILOT_API_PORT.
+        from litestar import Litestar
+
+        from copilot.ops.routes import ops_routes
+
+        ops = Litestar(ops_routes(container, metrics, nats_connected), openapi_config=None, logging_config=None)
+        servers.append(_uvicorn(ops, settings, settings.api_port))
+        sockets[servers[-1]] = ports["api"]
     if role in ("all", "stream"):
         assert bus is not None
         gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub(), metrics, nats_connected)
@@ -174,7 +184,7 @@ def _listen(host: str, port: int, variable: str) -> socket.socket:
 
 def serve(settings: Settings, role: str = "all") -> None:
     ports = {}
-    if role in ("all", "api"):
+    if role in ("all", "api", *HEADLESS):
         ports["api"] = _listen(settings.bind_host, settings.api_port, "COPILOT_API_PORT")
     if role in ("all", "stream"):
         ports["ws"] = _listen(settings.bind_host, settings.ws_port, "COPILOT_WS_PORT")

@@ -59,9 +59,15 @@ def test_roles_run_apart_and_every_gateway_delivers_every_event_once(tmp_path: P
     with fresh_postgres_database() as url, ExitStack() as stack:
         env = backend_env("postgres", tmp_path / "var", url)
         api_ports, ws_ports = [free_port(), free_port()], [free_port(), free_port()]
-        stack.enter_context(role("projector", env, tmp_path / "projector.log"))
+        # Headless roles serve probes on their own COPILOT_API_PORT.
+        projector_port, relay_port = free_port(), free_port()
+        stack.enter_context(role("projector", {**env, "COPILOT_API_PORT": str(projector_port)},
+                                 tmp_path / "projector.log", projector_port))
         relay_log = tmp_path / "relay.log"
-        relay = stack.enter_context(role("relay", env, relay_log))
+        relay_env = {**env, "COPILOT_API_PORT": str(relay_port)}
+        relay = stack.enter_context(role("relay", relay_env, relay_log, relay_port))
+        ready = httpx.get(f"http://127.0.0.1:{relay_port}/readyz").json()
+        assert ready["checks"]["event_store"]["ok"] and ready["checks"]["nats"]["ok"]
         apis = [stack.enter_context(role("api", {**env, "COPILOT_API_PORT": str(p)}, tmp_path / f"api{p}.log", p))
                 for p in api_ports]
         gateways = [stack.enter_context(role("stream", {**env, "COPILOT_WS_PORT": str(p)},
@@ -84,7 +90,7 @@ def test_roles_run_apart_and_every_gateway_delivers_every_event_once(tmp_path: P
                 relay.send_signal(signal.SIGKILL)
                 relay.wait(10)
                 written = [create_incident(ann, f"while relay down {n}")["id"] for n in range(3)]
-                stack.enter_context(role("relay", env, relay_log))
+                stack.enter_context(role("relay", relay_env, relay_log, relay_port))
                 for socket in (via_first, via_second):
                     events = receive(socket, 3, timeout=15)
                     assert [e["data"]["id"] for e in events] == written
