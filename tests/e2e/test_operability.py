@@ -74,6 +74,9 @@ def test_logs_are_json_lines_without_secrets(server: Server, users: Users, backe
                              json={"name": "x", "type": "webhook", "credentials": {"token": "s3cr3t-value-xyz"}}).json()
     users.anonymous().post(f"/webhooks/webhook/{hook['id']}", headers={"Authorization": "Bearer whk_wrong"},
                            json={"alerts": [{"name": "x"}]})
+    echoed = users.anonymous().get("/projects", headers={"X-Request-ID": "req-123"})
+    assert echoed.headers["x-request-id"] == "req-123"
+    assert users.anonymous().get("/projects").headers["x-request-id"]  # one is made when none is sent
     log = server.output()
     for secret in (owner.password, owner.token, hook["webhook_token"], "s3cr3t-value-xyz"):
         assert secret not in log

@@ -24,6 +24,7 @@ from copilot.api.ratelimit import RateLimitMiddleware
 from copilot.api.throttle import FixedWindowCounter, LoginThrottle
 from copilot.api.webhooks import WebhooksController
 from copilot.bootstrap import Container
+from copilot.ops.logs import RequestIdMiddleware
 from copilot.ops.metrics import Metrics, MetricsMiddleware
 from copilot.ops.routes import ops_routes
 
@@ -56,6 +57,7 @@ def create_api_app(container: Container, metrics: Metrics | None = None,
         },
         exception_handlers=exception_handlers,
         middleware=[
+            DefineMiddleware(RequestIdMiddleware),  # type: ignore[arg-type]
             DefineMiddleware(MetricsMiddleware, metrics=metrics),  # type: ignore[arg-type]
             DefineMiddleware(RateLimitMiddleware, counter=budget, tokens=container.tokens),  # type: ignore[arg-type]
         ],

@@ -12,6 +12,7 @@ from litestar import Request
 
 from copilot.bootstrap import Container
 from copilot.domain import UnauthorizedError
+from copilot.ops.logs import log_context
 from copilot.security import TokenError
 
 __all__ = ["Principal", "blocking", "principal_from_request", "read_your_writes", "token_from_request"]
@@ -60,4 +61,5 @@ async def principal_from_request(request: Request[Any, Any, Any], container: Con
         raise UnauthorizedError(str(error)) from None
     if not await blocking(container.accounts.session_is_active, claims.sid):
         raise UnauthorizedError("session has ended; log in again")
+    log_context.set({**(log_context.get() or {}), "tenant_id": str(claims.tid), "project_id": str(claims.pid or "")})
     return Principal(user_id=claims.sub, tenant_id=claims.tid, session_id=claims.sid, project_id=claims.pid)
