@@ -49,6 +49,7 @@ def create_api_app(container: Container, metrics: Metrics | None = None,
     webhooks = Router(path="/api/v1", route_handlers=[WebhooksController, ChangeWebhookController])
     metrics = metrics or Metrics()
     container.store.on_append(lambda _position: metrics.events_appended.inc())
+    container.store.timer = metrics.append_seconds.observe
     return Litestar(
         route_handlers=[api, webhooks, *ops_routes(container, metrics, nats_connected)],
         dependencies={

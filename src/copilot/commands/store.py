@@ -45,6 +45,7 @@ class EventStore:
         # Typed loosely: the SQLite and PostgreSQL recorders differ beyond the common protocol.
         self.recorder: Any = app.recorder
         self._listeners: list[Callable[[int], None]] = []
+        self.timer: Callable[[float], None] = lambda _seconds: None  # observes each append's duration
 
     def on_append(self, listener: Callable[[int], None]) -> None:
         """Call `listener(position)` after every append made through this store."""
@@ -70,10 +71,13 @@ class EventStore:
         Returns the current head when there was nothing to append, so a no-op command
         still gives its caller a position to wait for.
         """
+        started = time.perf_counter()
         try:
             recordings = self.app.save(*aggregates)
         except IntegrityError as error:
             raise ConcurrentWriteError(str(error)) from error
+        finally:
+            self.timer(time.perf_counter() - started)
         if not recordings:
             return self.head()
         position = max(r.notification.id for r in recordings)

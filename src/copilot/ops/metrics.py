@@ -21,6 +21,8 @@ class Metrics:
         self.latency = Histogram("copilot_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                                  registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.events_appended = Counter("copilot_events_appended_total", "Appends to the event store", registry=r)
+        self.append_seconds = Histogram("copilot_append_duration_seconds", "Time to append to the event store",
+                                        registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
         self.log_head = Gauge("copilot_log_head_position", "Position of the newest event in the log", registry=r)
         self.projection_position = Gauge("copilot_projection_position", "Position each projection has reached",
                                          ["projection"], registry=r)
