@@ -11,7 +11,7 @@ from pathlib import Path
 
 from copilot.settings import Settings
 
-__all__ = ["Migration", "applied_versions", "available_migrations", "migrate"]
+__all__ = ["Migration", "available_migrations", "migrate"]
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,6 @@ def migrate(settings: Settings) -> list[Migration]:
     if settings.embedded:
         return _migrate_sqlite(settings.sqlite_path)
     return _migrate_postgres(settings)
-
-
-def applied_versions(settings: Settings) -> set[int]:
-    if settings.embedded:
-        with sqlite3.connect(settings.sqlite_path) as conn:
-            conn.execute(_LEDGER)
-            return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    import psycopg
-
-    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
-        conn.execute(_LEDGER)
-        return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def _migrate_sqlite(path: Path) -> list[Migration]:

@@ -58,7 +58,6 @@ class PublicEvent(msgspec.Struct, frozen=True):
 
 
 Scope = tuple[UUID, UUID]  # tenant, project
-IncidentScope = Scope
 
 
 class PublicEventEncoder:
@@ -76,7 +75,7 @@ class PublicEventEncoder:
         self._load_investigation = load_investigation or (lambda _id: None)
         self._load_project = load_project or (lambda _id: None)
         self._load_session = load_session or (lambda _id: None)
-        self._scopes: dict[UUID, IncidentScope] = {}
+        self._scopes: dict[UUID, Scope] = {}
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
             get_topic(Incident.StateChanged): self._incident_state_changed,
@@ -97,7 +96,7 @@ class PublicEventEncoder:
         encoder = self._encoders.get(topic)
         return None if encoder is None else encoder(event, position)
 
-    def _scope(self, incident_id: UUID) -> IncidentScope | None:
+    def _scope(self, incident_id: UUID) -> Scope | None:
         scope = self._scopes.get(incident_id)
         if scope is None:
             scope = self._lookup(incident_id)
@@ -105,7 +104,7 @@ class PublicEventEncoder:
                 self._remember(incident_id, scope)
         return scope
 
-    def _remember(self, incident_id: UUID, scope: IncidentScope) -> None:
+    def _remember(self, incident_id: UUID, scope: Scope) -> None:
         if len(self._scopes) > 100_000:
             self._scopes.clear()  # bounded; misses fall back to the event store
         self._scopes[incident_id] = scope
