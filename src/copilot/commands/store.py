@@ -102,6 +102,9 @@ class EventStore:
         return int(self.recorder.max_notification_id() or 0)
 
     def close(self) -> None:
+        stop = getattr(self.recorder, "stop", None)
+        if stop is not None:
+            stop()
         self.app.close()
 
 
@@ -149,6 +152,8 @@ def _eventsourcing_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "false",
+        # Concurrent commands share one locked, committed transaction (see group_commit.py).
+        "APPLICATION_RECORDER_TOPIC": "copilot.commands.group_commit:GroupCommitRecorder",
     }
 
 
