@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -18,6 +19,7 @@ WS_TTL = timedelta(seconds=60)
 
 TokenType = Literal["access", "refresh", "ws"]
 _ALGORITHM = "HS256"
+_VERIFIED_CACHE_SIZE = 4096
 
 
 class TokenError(Exception):
@@ -39,6 +41,10 @@ class TokenIssuer:
     def __init__(self, secret_key: str, issuer: str = "sre-copilot") -> None:
         self._key = secret_key
         self._issuer = issuer
+        # Tokens whose signature and claims were verified, by their exact text. A client sends
+        # the same access token on every request for 15 minutes; checking the signature once
+        # is enough, and only the expiry must be looked at again. Bounded; oldest out first.
+        self._verified: dict[str, TokenClaims] = {}
 
     def issue(
         self,
@@ -68,6 +74,15 @@ class TokenIssuer:
         return jwt.encode(payload, self._key, algorithm=_ALGORITHM), claims
 
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is None or claims.exp <= time.time():
+            claims = self._verify(token)
+        if claims.typ != expected:
+            raise TokenError(f"expected a {expected} token, got {claims.typ}")
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
+        self._verified.pop(token, None)
         try:
             payload = jwt.decode(
                 token,
@@ -79,6 +94,10 @@ class TokenIssuer:
             claims = msgspec.convert(payload, TokenClaims, strict=False)
         except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError) as error:
             raise TokenError(f"invalid token: {error}") from None
-        if claims.typ != expected:
-            raise TokenError(f"expected a {expected} token, got {claims.typ}")
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            try:
+                self._verified.pop(next(iter(self._verified)), None)
+            except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+                self._verified.clear()
+        self._verified[token] = claims
         return claims
