@@ -131,7 +131,7 @@ class AuthController(Controller):
         except UnauthorizedError:
             login_throttle.failed(data.email, address)
             raise
-        login_throttle.succeeded(data.email)
+        login_throttle.succeeded(data.email, address)
         return await self._answer_login(container, started)
 
     @post("/refresh", operation_id="refresh", status_code=200, summary="Rotate the refresh token")
