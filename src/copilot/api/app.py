@@ -21,6 +21,7 @@ from copilot.api.investigations import ChangesController, ChangeWebhookControlle
 from copilot.api.monitoring import MonitoringController
 from copilot.api.projects import ProjectsController
 from copilot.api.ratelimit import RateLimitMiddleware
+from copilot.api.security import SecurityHeaders
 from copilot.api.throttle import FixedWindowCounter, LoginThrottle
 from copilot.api.webhooks import WebhooksController
 from copilot.bootstrap import Container
@@ -57,6 +58,7 @@ def create_api_app(container: Container, metrics: Metrics | None = None,
             "login_throttle": Provide(lambda: throttle, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        before_send=[SecurityHeaders(hsts=settings.cookie_secure)],  # every answer, matched route or not
         middleware=[
             DefineMiddleware(RequestIdMiddleware),  # type: ignore[arg-type]
             DefineMiddleware(MetricsMiddleware, metrics=metrics),  # type: ignore[arg-type]

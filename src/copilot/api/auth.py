@@ -28,6 +28,7 @@ from copilot.api.schemas import (
     UserRead,
     WsToken,
 )
+from copilot.api.security import CSRF_COOKIE, csrf_cookie, new_csrf_token, require_csrf_proof
 from copilot.api.throttle import LoginThrottle
 from copilot.bootstrap import Container
 from copilot.commands.auth import LogIn, LogOut, RefreshSession, RegisterUser, SessionStarted, SwitchProject
@@ -51,9 +52,11 @@ class AuthController(Controller):
     # -- helpers ---------------------------------------------------------------------------
 
     @staticmethod
-    def _cookies(container: Container, access: str, refresh: str) -> list[Cookie]:
+    def _cookies(container: Container, access: str, refresh: str, started: SessionStarted) -> list[Cookie]:
         secure = container.settings.cookie_secure
+        csrf = new_csrf_token(container.settings.secret_key, started.session_id)
         return [
+            csrf_cookie(csrf, max_age=int(REFRESH_TTL.total_seconds()), secure=secure),
             Cookie(key=ACCESS_COOKIE, value=access, max_age=int(ACCESS_TTL.total_seconds()), httponly=True,
                    samesite="lax", secure=secure, path="/"),
             Cookie(key=REFRESH_COOKIE, value=refresh, max_age=int(REFRESH_TTL.total_seconds()), httponly=True,
@@ -88,7 +91,7 @@ class AuthController(Controller):
             for row in container.projects.for_user(started.user_id)
         ]
         body = LoginBody(user=self._user(container, started), projects=projects, access_token=access)
-        return body, self._cookies(container, access, refresh)
+        return body, self._cookies(container, access, refresh, started)
 
     async def _answer_login(self, container: Container, started: SessionStarted) -> Response[LoginBody]:
         await read_your_writes(container, started.position)
@@ -114,7 +117,7 @@ class AuthController(Controller):
                     tenant=TenantRead(id=tenant["id"], name=tenant["name"], slug=tenant["slug"]),
                     access_token=access,
                 ),
-                self._cookies(container, access, refresh),
+                self._cookies(container, access, refresh, started),
             )
 
         payload, cookies = await blocking(body)
@@ -161,6 +164,7 @@ class AuthController(Controller):
         response: Response[dict[str, bool]] = Response({"logged_out": True}, status_code=200)
         response.delete_cookie(ACCESS_COOKIE, path="/")
         response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
+        response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
     @get("/me", operation_id="me", summary="The current user, active project and role")
@@ -193,6 +197,8 @@ class AuthController(Controller):
 
 def principal_dependency() -> Provide:
     async def provide(request: Request[Any, Any, Any], container: Container) -> Principal:
-        return await principal_from_request(request, container)
+        principal = await principal_from_request(request, container)
+        require_csrf_proof(request, container.settings.secret_key, principal.session_id)
+        return principal
 
     return Provide(provide)

@@ -22,6 +22,7 @@ import msgspec
 from litestar import Litestar, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from copilot.api.security import SecurityHeaders
 from copilot.ops.metrics import Metrics
 from copilot.ops.routes import ops_routes
 from copilot.security import TokenClaims, TokenError, TokenIssuer
@@ -289,4 +290,4 @@ def create_gateway_app(tokens: TokenIssuer, bus: EventBus, hub: Hub, metrics: Me
 
     return Litestar(route_handlers=[ws_endpoint, *ops_routes(None, metrics, nats_connected, before_scrape)],
                     openapi_config=None, on_startup=[subscribe_hub], on_shutdown=[close_clients],
-                    logging_config=None)
+                    before_send=[SecurityHeaders()], logging_config=None)
