@@ -35,6 +35,11 @@ class MetricFact(msgspec.Struct, frozen=True):
     before: float | None  # average over the baseline window before detection
     during: float | None  # peak around detection
     change_pct: float | None
+    # When a rise began (minutes before detection; negative: after) and how many minutes it took
+    # to get most of the way to its peak: a step (a few minutes) or a slow climb. None when the
+    # signal did not rise or the climb began before the window.
+    onset_minutes_before: float | None = None
+    rise_minutes: float | None = None
 
 
 class ChangeFact(msgspec.Struct, frozen=True):
@@ -80,7 +85,8 @@ def fingerprint(evidence: Evidence) -> str:
         "service": evidence.incident.service,
         "severity": evidence.incident.severity,
         "alerts": sorted((a.name, a.severity, a.service, a.linked) for a in evidence.alerts),
-        "metrics": sorted((m.signal, _round(m.before), _round(m.during)) for m in evidence.metrics),
+        "metrics": sorted((m.signal, _round(m.before), _round(m.during), _round(m.onset_minutes_before),
+                           _round(m.rise_minutes)) for m in evidence.metrics),
         "metrics_status": evidence.metrics_status,
         "changes": sorted((c.kind, c.service_name, c.version or "", round(c.minutes_before)) for c in evidence.changes),
         # What past incidents add is their confirmed causes; which ones they were changes nothing.

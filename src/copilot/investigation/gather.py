@@ -38,6 +38,7 @@ METRIC_TEMPLATES: dict[str, str] = {
 BASELINE = (timedelta(minutes=75), timedelta(minutes=45))
 AROUND = (timedelta(minutes=30), timedelta(minutes=10))
 CHANGE_LOOKBACK = timedelta(hours=2)
+RISE_PCT = 25.0  # a signal that rose at least this much gets its onset and rise time measured
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
@@ -172,7 +173,8 @@ class Gatherer:
 
 
 async def query_signals(config: dict[str, Any], incident: IncidentFact, now: datetime) -> Found:
-    """Each signal's baseline before detection and peak around it, from the Prometheus at `config["url"]`."""
+    """Each signal's baseline before detection, peak around it, and when and how fast it rose to it,
+    from the Prometheus at `config["url"]`."""
     base = config["url"]
     label = config.get("service_label") or "service"
     selector = f'{label}="{_escape(incident.service)}"'
@@ -190,15 +192,39 @@ async def query_signals(config: dict[str, Any], incident: IncidentFact, now: dat
             during = await _scalar(client, f"max_over_time(({expr})[{around_range}m:1m])", around_at)
             if before is None and during is None:
                 continue
-            facts.append(MetricFact(signal=signal, before=before, during=during,
-                                    change_pct=_change(before, during)))
+            change = _change(before, during)
+            onset = rise = None
+            if before is not None and during is not None and change is not None and change >= RISE_PCT:
+                series = await _series(client, expr, t0 - BASELINE[0], around_at)
+                onset, rise = _rise(series, before, during, t0)
+            facts.append(MetricFact(signal=signal, before=before, during=during, change_pct=change,
+                                    onset_minutes_before=onset, rise_minutes=rise))
     moved = [f"{f.signal} {f.change_pct:+.0f}%" for f in facts if f.change_pct is not None
-             and abs(f.change_pct) >= 25]
+             and abs(f.change_pct) >= RISE_PCT]
     summary = (f"{len(facts)} signal(s) with data for {selector}"
                + (f"; changed: {', '.join(moved)}" if moved else "; none moved by 25% or more"))
     return Found(summary, facts)
 
 
+def _rise(series: list[tuple[float, float]], before: float, during: float,
+          t0: datetime) -> tuple[float | None, float | None]:
+    """When the last climb to the peak began (minutes before detection) and how long it took.
+
+    The climb is the run of samples, ending at the peak, above a fifth of the way from the
+    baseline to the peak; its length is the time from there to four fifths of the way.
+    """
+    if not series:
+        return None, None
+    peak_at = max(range(len(series)), key=lambda i: (series[i][1], i))
+    low, high = before + 0.2 * (during - before), before + 0.8 * (during - before)
+    start = peak_at
+    while start > 0 and series[start - 1][1] >= low:
+        start -= 1
+    if start == 0:  # never below the threshold in the window: the rise is older than it
+        return None, None
+    reached = next(i for i in range(start, peak_at + 1) if series[i][1] >= high or i == peak_at)
+    onset = round((t0.timestamp() - series[start][0]) / 60, 1)
+    return onset, round((series[reached][0] - series[start][0]) / 60, 1)
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -209,6 +235,25 @@ def _change(before: float | None, during: float | None) -> float | None:
     if before == 0:
         return 0.0 if during == 0 else 1000.0
     return round((during - before) / abs(before) * 100, 1)
+
+
+async def _series(client: httpx.AsyncClient, query: str, start: datetime, end: datetime) -> list[tuple[float, float]]:
+    """One value a minute of `query` from `start` to `end`, NaN and missing samples left out."""
+    response = await client.get("/api/v1/query_range", params={
+        "query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": "60"})
+    response.raise_for_status()
+    result = response.json().get("data", {}).get("result", [])
+    if not result:
+        return []
+    points = []
+    for ts, raw in result[0].get("values", []):
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            continue
+        if value == value:
+            points.append((float(ts), value))
+    return points
 
 
 async def _scalar(client: httpx.AsyncClient, query: str, at: datetime) -> float | None:
