@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from copilot.investigation.engine import ABSTAIN, generate_hypotheses
+from copilot.investigation.confidence import Platt, fit, fitted_map
+from copilot.investigation.engine import ABSTAIN, generate_hypotheses, score
 from copilot.investigation.evidence import (
     AlertFact,
     ChangeFact,
@@ -28,9 +29,15 @@ def deploy(minutes_before: float, service: str = "payment-api", version: str = "
                       occurred_at=T0 - timedelta(minutes=minutes_before), minutes_before=minutes_before)
 
 
-def metric(signal: str, before: float, during: float) -> MetricFact:
-    change = round((during - before) / before * 100, 1)
-    return MetricFact(signal=signal, before=before, during=during, change_pct=change)
+def metric(signal: str, before: float, during: float, onset: float | None = None) -> MetricFact:
+    change = round((during - before) / before * 100, 1) if before else 1000.0
+    return MetricFact(signal=signal, before=before, during=during, change_pct=change, onset_minutes_before=onset,
+                      rise_minutes=None if onset is None else 2.0)
+
+
+def change(kind: str, minutes_before: float, service: str = "payment-api", description: str = "change") -> ChangeFact:
+    return ChangeFact(kind=kind, service_name=service, description=description, version=None,
+                      occurred_at=T0 - timedelta(minutes=minutes_before), minutes_before=minutes_before)
 
 
 def alert(name: str, description: str = "") -> AlertFact:
@@ -113,3 +120,57 @@ def test_identical_evidence_has_one_fingerprint_whatever_the_incident() -> None:
     b = Evidence(incident=incident(), changes=[deploy(10)])
     c = Evidence(incident=incident(), changes=[deploy(10, version="v2.4.6")])
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_a_tls_handshake_failure_points_at_the_credential_without_the_word_expired() -> None:
+    evidence = Evidence(incident=incident(title="Partner sync failing"), metrics_status="ok",
+                        alerts=[alert("SSLHandshakeFailures", "TLS handshake failure: certificate verify failed")],
+                        metrics=[metric("error_ratio", 0.001, 0.9, onset=3)])
+    best = top(evidence)
+    assert best["category"] == "expired_credential" and best["recommendation"] == "investigate"
+
+
+def test_an_alert_counts_for_the_failure_it_names_not_the_component_it_mentions() -> None:
+    evidence = Evidence(incident=incident(title="Order writes failing"), metrics_status="ok",
+                        alerts=[alert("VolumeFull", "orders-db volume 100% used, disk full")],
+                        metrics=[metric("error_ratio", 0.002, 0.4, onset=4)])
+    assert top(evidence)["category"] == "resource_saturation"
+
+
+def test_memory_that_grew_before_the_restarts_is_an_out_of_memory_kill_not_a_platform_failure() -> None:
+    evidence = Evidence(incident=incident(title="Worker restarts"), metrics_status="ok",
+                        metrics=[metric("memory", 6e8, 2.4e9, onset=28), metric("restarts", 0.0, 2.0, onset=10),
+                                 metric("traffic", 100, 100)])
+    best = top(evidence)
+    assert best["category"] == "resource_saturation"
+    assert any("before its 2 restarts" in s for s in best["supporting_evidence"])
+
+
+def test_a_deploy_made_after_the_symptoms_began_counts_against_itself() -> None:
+    evidence = Evidence(incident=incident(), metrics_status="ok", changes=[deploy(10)],
+                        alerts=[alert("DatabaseQueryTimeouts", "queries to users-db timing out")],
+                        metrics=[metric("error_ratio", 0.002, 0.15, onset=25)])
+    assert top(evidence)["category"] == "dependency_failure"
+    scored, _decisive = score(evidence, {})
+    deploy_case = next(s.case for s in scored if s.case.category == "deploy_regression")
+    assert any("already rising 15 minutes earlier" in s for s in deploy_case.contradicting)
+
+
+def test_a_change_of_another_service_just_before_the_errors_points_at_a_dependency() -> None:
+    evidence = Evidence(incident=incident(title="Quote errors"), metrics_status="ok",
+                        changes=[change("config", 9, service="pricing", description="pricing rules reload")],
+                        metrics=[metric("error_ratio", 0.002, 0.09, onset=5)])
+    best = top(evidence)
+    assert best["category"] == "dependency_failure"
+    assert any("pricing rules reload" in s and "4 minutes later" in s for s in best["supporting_evidence"])
+
+
+def test_the_confidence_map_is_fitted_strictly_increasing_and_keeps_the_ranking() -> None:
+    points = [(0.2, False), (0.3, False), (0.4, True), (0.5, True), (0.6, True), (0.35, True), (0.25, False)] * 5
+    fitted = fit(points)
+    assert fitted.slope > 1  # these raw scores were under-confident around 0.4
+    values = [fitted(p / 20) for p in range(1, 20)]
+    assert values == sorted(values) and len(set(values)) == len(values)
+    assert Platt(1.0, 0.0)(0.37) == 0.37 or abs(Platt(1.0, 0.0)(0.37) - 0.37) < 1e-12
+    stored = fitted_map()
+    assert stored(0.1) < stored(0.5) < stored(0.9)

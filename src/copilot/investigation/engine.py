@@ -2,7 +2,15 @@
 
 Each root-cause category starts from a prior (its base rate, moved by the project's
 confirmed and rejected feedback) and is multiplied by likelihood ratios of the facts that
-bear on it (Bayes in odds form). The credible interval comes from a Beta distribution whose
+bear on it (Bayes in odds form). The facts are read the way an SRE reads them: what an
+alert says failed (its failure mode, not merely the component it names), whether a change
+came before the symptoms began and how long before, whether a resource grew on its own or
+in step with the load, whether memory grew before the restarts. A fact that another cause
+explains better counts for little.
+
+The posterior of each cause is a raw score; the confidence shown is that score passed
+through a map fitted on the evaluation scenarios (`confidence.py`), so that a stated 80%
+is right about 80% of the time. The credible interval comes from a Wilson interval whose
 weight grows with the evidence and the feedback, so more confirmations give tighter
 intervals. With nothing decisive the engine abstains: its first answer is "not enough
 evidence", low and wide, recommending `inconclusive`.
@@ -12,14 +20,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID, uuid5
 
+from copilot.investigation.confidence import ConfidenceMap, fitted_map
 from copilot.investigation.evidence import AlertFact, ChangeFact, Evidence, MetricFact
 
-__all__ = ["CATEGORIES", "Calibration", "credible_interval", "generate_hypotheses"]
+__all__ = ["ABSTAIN", "CATEGORIES", "Calibration", "credible_interval", "generate_hypotheses", "score"]
 
 # Base rates: roughly how often each cause is behind a production incident.
 CATEGORIES: Final[dict[str, float]] = {
@@ -35,7 +44,7 @@ CATEGORIES: Final[dict[str, float]] = {
 }
 # The engine commits when one cause stands out: likely enough on its own, or well ahead of the rest.
 DECISIVE: Final = 0.5
-STANDS_OUT: Final = (0.3, 2.0)  # at least 30% and twice the runner-up
+STANDS_OUT: Final = (0.3, 2.0, 3.0)  # at least 30%, twice the runner-up, and evidence tripled its odds
 ABSTAIN = "insufficient_evidence"
 _Z90: Final = 1.645
 
@@ -52,9 +61,14 @@ class _Case:
     subject: str = ""
 
     def add(self, ratio: float, text: str) -> None:
+        if ratio == 1.0:
+            return
         self.log_lr += math.log(ratio)
         self.weight += abs(math.log(ratio))
         (self.supporting if ratio > 1 else self.contradicting).append(text)
+
+
+# -- how facts are cited --------------------------------------------------------------------------
 
 
 def _hhmm(moment: Any) -> str:
@@ -71,161 +85,419 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _metric(evidence: Evidence, signal: str) -> MetricFact | None:
-    return next((m for m in evidence.metrics if m.signal == signal and m.change_pct is not None), None)
-
-
-def _metric_text(service: str, m: MetricFact) -> str:
-    return (f"{m.signal.replace('_', ' ')} of {service} {_num(m.before)} → {_num(m.during)} "
+def _metric_text(e: Evidence, m: MetricFact) -> str:
+    text = (f"{m.signal.replace('_', ' ')} of {e.incident.service} {_num(m.before)} → {_num(m.during)} "
             f"({_pct(m.change_pct)}) around detection")
+    if m.onset_minutes_before is not None:
+        text += f", rising from {_minutes(m.onset_minutes_before)}"
+        if m.rise_minutes is not None and m.rise_minutes >= _GRADUAL:
+            text += f" over {m.rise_minutes:.0f} minutes"
+    return text
 
 
-def _alerts_matching(evidence: Evidence, pattern: str) -> list[AlertFact]:
-    rx = re.compile(pattern, re.IGNORECASE)
-    return [a for a in evidence.alerts if rx.search(f"{a.name} {a.description}")]
+def _minutes(before: float) -> str:
+    return (f"{before:.0f} minutes before detection" if before >= 0
+            else f"{-before:.0f} minutes after detection")
 
 
 def _alert_text(a: AlertFact) -> str:
-    return f"alert {a.name} ({a.severity}) on {a.service} firing since {_hhmm(a.starts_at)}"
-
-
-def _recent(changes: list[ChangeFact], kinds: tuple[str, ...], service: str | None) -> list[ChangeFact]:
-    return sorted(
-        (c for c in changes if c.kind in kinds and -5 <= c.minutes_before <= 120
-         and (service is None or c.service_name == service)),
-        key=lambda c: c.minutes_before,
-    )
+    said = f": {a.description}" if a.description else ""
+    return f"alert {a.name} ({a.severity}) on {a.service} firing since {_hhmm(a.starts_at)}{said}"
 
 
 def _change_text(c: ChangeFact) -> str:
     what = {"deploy": "Deployment", "config": "Config change", "feature_flag": "Feature flag change",
-            "infra": "Infrastructure change"}[c.kind]
+            "infra": "Infrastructure change"}.get(c.kind, "Change")
     version = f" {c.version}" if c.version else ""
-    when = (f"{c.minutes_before:.0f} minutes before detection" if c.minutes_before >= 0
-            else f"{-c.minutes_before:.0f} minutes after detection")
-    return f"{what}{version} of {c.service_name} at {_hhmm(c.occurred_at)}, {when}: {c.description}"
+    return f"{what}{version} of {c.service_name} at {_hhmm(c.occurred_at)}, {_minutes(c.minutes_before)}: " \
+           f"{c.description}"
 
 
-def _recency(change: ChangeFact, strength: float) -> float:
-    """A change weighs most just before detection and fades over about an hour (1 + strength·e^(-t/30 min))."""
-    return 1.0 + strength * math.exp(-max(change.minutes_before, 0.0) / 30.0)
+# -- what the metrics say -------------------------------------------------------------------------
+
+_GRADUAL: Final = 12.0  # minutes: a rise slower than this is a climb (leak, filling disk), not a step
+
+
+def _metric(evidence: Evidence, signal: str) -> MetricFact | None:
+    return next((m for m in evidence.metrics if m.signal == signal and m.change_pct is not None), None)
+
+
+def _fold(m: MetricFact | None) -> float:
+    """How many times its baseline the signal reached (1.0 when unknown)."""
+    if m is None or m.before is None or m.during is None or m.during <= 0:
+        return 1.0
+    return m.during / m.before if m.before > 0 else 1000.0
+
+
+def _errors_up(e: Evidence) -> MetricFact | None:
+    """The error ratio, when at least 0.5% more requests failed and at least twice as many as before."""
+    m = _metric(e, "error_ratio")
+    if m is None or m.before is None or m.during is None:
+        return None
+    return m if m.during - m.before >= 0.005 and _fold(m) >= 2 else None
+
+
+def _latency_up(e: Evidence) -> MetricFact | None:
+    m = _metric(e, "latency_p99")
+    return m if _fold(m) >= 1.5 else None
+
+
+def _latency_weight(m: MetricFact) -> float:
+    """A slower p99 points at a cause the more it slowed: twice as slow is within a histogram bucket or
+    two, ten times is unmistakable (0..1 on a log scale)."""
+    return min(max(math.log2(_fold(m)) / 3, 0.0), 1.0)
+
+
+def _restarts(e: Evidence) -> MetricFact | None:
+    m = _metric(e, "restarts")
+    return m if m is not None and (m.during or 0) >= 1 and (m.during or 0) > (m.before or 0) else None
+
+
+def _rose(e: Evidence, signal: str, pct: float = 40.0) -> MetricFact | None:
+    m = _metric(e, signal)
+    return m if m is not None and m.change_pct is not None and m.change_pct > pct else None
+
+
+def _onset(e: Evidence) -> tuple[float, MetricFact] | None:
+    """When the trouble began: the earliest rise of errors, latency, restarts or resource use (a leak
+    starts long before the restarts it ends in)."""
+    risen = (_errors_up(e), _latency_up(e), _restarts(e), _rose(e, "cpu"), _rose(e, "memory"),
+             _rose(e, "saturation", 20.0))
+    onsets = [(m.onset_minutes_before, m) for m in risen if m is not None and m.onset_minutes_before is not None]
+    return max(onsets, key=lambda o: o[0]) if onsets else None
+
+
+def _surge(e: Evidence) -> MetricFact | None:
+    m = _metric(e, "traffic")
+    return m if _fold(m) >= 1.8 else None
+
+
+# -- what an alert (or the incident's own words) says failed --------------------------------------
+
+# Per category: wording that names a failure mode, and wording that only names a component or area.
+# An alert counts strongly for the failure modes it names; a component it mentions counts only when
+# no failure mode is named ("VolumeFull: orders-db disk full" is a full disk, not a database failure).
+_EXPIRY = re.compile(r"(cert|x509|tls|ssl|credential|token|secret|password|key|licen[cs]e).{0,40}(expir|outdated)"
+                     r"|expir\w*.{0,40}(cert|x509|tls|ssl|credential|token|secret|password|key|licen[cs]e)",
+                     re.IGNORECASE)
+_WORDING: Final[dict[str, tuple[str, str]]] = {
+    "expired_credential": (
+        r"expir|x509|handshake|certificate|\b(ssl|tls)\b.{0,30}(fail|error)|unauthori[sz]ed|unauthenticated"
+        r"|\b40[13]\b|forbidden|access denied|permission denied|invalid.{0,12}(token|grant|credential|key"
+        r"|signature|client)|auth\w*.{0,12}fail|login fail|(signature|token).{0,20}(invalid|mismatch|fail|error"
+        r"|reject)|revoked"
+        r"|unknown (ca|authority)|pkix|self.signed",
+        r"\bcert|\btls\b|\bssl\b|credential|\btoken|secret|password|api.?key|oauth|jwt|\bauth"),
+    "resource_saturation": (
+        r"\bfull\b|no space|disk space|space low|inode|out of memory|\boom|memory (pressure|limit)|exit code 137"
+        r"|throttl|exhaust|saturat|too many (open files|connections)|file descriptor|\b(9\d|100) ?% (used|full)"
+        r"|heap|garbage collect|\bgc\b|swap|cpu (limit|pressure|high|usage)|high cpu|memory (high|usage)",
+        r"\bcpu|memory|\bdisk|volume|capacity|\bpool\b|threads?\b|quota"),
+    "dependency_failure": (
+        r"time ?out|timed out|refused|unavailable|upstream|downstream|dependenc|\b5\d\d\b.{0,20}from"
+        r"|bad gateway|gateway time|circuit|connection (error|fail|reset)|cannot connect|could not connect",
+        r"database|\bdb\b|postgres|mysql|mongo|redis|memcache|\bcache|elasticsearch|cassandra|dynamo"
+        r"|\bs3\b|third.?party|provider|partner|external|\bapi\b"),
+    "traffic_surge": (
+        r"traffic|request rate|\brps\b|\bqps\b|surge|spike in (requests|traffic)|ddos|\bbots?\b|crawler|scraper"
+        r"|flash sale|campaign|retry storm|thundering herd",
+        r"\bload\b|overload|requests per|concurrent (users|requests)"),
+    "infrastructure_failure": (
+        r"\bnode|not ?ready|evict|instance.{0,12}down|host.{0,12}down|unreachable|\bzone\b|availability zone"
+        r"|region|hardware|kernel|hypervisor|preempt|spot (instance|interruption)|packet loss|network partition"
+        r"|dns\b|load balancer|\b[aen]lb\b|unhealthy (hosts?|targets?|nodes?|instances?)|steal|noisy neighbo",
+        r"\bkube|\bk8s|\bpods?\b|\bhosts?\b|instance|cluster|network|\bvm\b"),
+    "backlog": (
+        r"backlog|\blag\b|lagging|queue.{0,20}(depth|size|length|grow|high|full)|messages? (ready|visible|waiting"
+        r"|pending|behind)|(pending|queued|unprocessed|waiting) (jobs|messages|tasks|events)|dead.?letter|\bdlq\b"
+        r"|unacked|piling up|not (being )?processed|oldest message|(no|0|zero) consumers|consumers? (down|stuck"
+        r"|stopped)|stuck (jobs|tasks|consumer)|processing delay",
+        r"\bqueue|consumer|kafka|rabbit|\bsqs\b|pubsub|\bjobs?\b|worker"),
+}
+_COMPILED: Final = {category: (re.compile(strong, re.IGNORECASE), re.compile(weak, re.IGNORECASE))
+                    for category, (strong, weak) in _WORDING.items()}
+_TLS_FAILURE = re.compile(r"x509|handshake|certificate|\b(ssl|tls)\b|unknown (ca|authority)|pkix|self.signed",
+                          re.IGNORECASE)
+_CREDENTIAL_CHANGE = re.compile(r"rotat|renew|\bcert|secret|credential|password|api.?key|\btoken|\bkeys?\b",
+                                re.IGNORECASE)
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def _names(text: str) -> tuple[set[str], set[str]]:
+    """The categories whose failure mode `text` names, and those it only mentions a component of.
+
+    Alert names are split into words first: `KubeNodeNotReady` reads "Kube Node Not Ready".
+    """
+    text = _CAMEL.sub(" ", text).replace("_", " ")
+    strong = {c for c, (rx, _) in _COMPILED.items() if rx.search(text)}
+    weak = {c for c, (_, rx) in _COMPILED.items() if rx.search(text)} - strong
+    return strong, weak
+
+
+def _alerts_naming(e: Evidence, category: str) -> tuple[list[AlertFact], list[AlertFact]]:
+    """Alerts that name a failure mode of `category`, and those that only name one of its components."""
+    strong, weak = [], []
+    for alert in e.alerts:
+        modes, components = _names(f"{alert.name} {alert.description}")
+        if category in modes:
+            strong.append(alert)
+        elif category in components and not modes:
+            weak.append(alert)
+    return strong, weak
+
+
+def _alert_rule(e: Evidence, case: _Case, strong_ratio: float, weak_ratio: float) -> None:
+    """The first two alerts naming this cause: the first counts fully, the second half as much (in logs)."""
+    strong, weak = _alerts_naming(e, case.category)
+    for i, alert in enumerate(strong[:2]):
+        case.add(strong_ratio if i == 0 else math.sqrt(strong_ratio), _alert_text(alert))
+    for alert in weak[:1]:
+        case.add(weak_ratio, _alert_text(alert))
+
+
+def _text_rule(e: Evidence, case: _Case) -> None:
+    """The incident's own words: what a person saw, a hint rather than a measurement."""
+    text = f"{e.incident.title} {e.incident.description}".strip()
+    modes, components = _names(text)
+    if case.category in modes:
+        case.add(2.5, f"the incident itself says “{_clip(text)}”")
+    elif case.category in components and not modes:
+        case.add(1.5, f"the incident itself mentions “{_clip(text)}”")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+# -- what the changes say -------------------------------------------------------------------------
+
+
+def _in_window(changes: Iterable[ChangeFact], kinds: tuple[str, ...], own: str | None,
+               other: bool = False) -> list[ChangeFact]:
+    """Changes of these kinds within two hours before detection (or just after), nearest first; of the
+    service `own`, of any other service (`other`), or of any service at all (`own` None)."""
+    return sorted((c for c in changes if c.kind in kinds and -5 <= c.minutes_before <= 120
+                   and (own is None or (c.service_name != own if other else c.service_name == own))),
+                  key=lambda c: c.minutes_before)
+
+
+def _lead(e: Evidence, change: ChangeFact) -> tuple[float, str]:
+    """How many minutes the change came before the symptoms began (before detection when no onset is
+    known), and the fact that says so."""
+    onset = _onset(e)
+    if onset is None:  # the symptoms began some minutes before anyone noticed them
+        return max(change.minutes_before - _DETECTION_LAG, 0.0), ""
+    minutes, m = onset
+    lead = change.minutes_before - minutes
+    signal = m.signal.replace("_", " ")
+    if lead >= 0:
+        return lead, f"; {signal} began rising {lead:.0f} minutes later, {_minutes(minutes)}"
+    return lead, f"; but {signal} was already rising {-lead:.0f} minutes earlier, {_minutes(minutes)}"
+
+
+_CHANGE_FADES: Final = 20.0  # minutes: how fast a change stops explaining symptoms that began after it
+_DETECTION_LAG: Final = 10.0  # minutes from the start of symptoms to their detection, when not measured
+
+
+def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: float,
+                 rivals: list[ChangeFact] | None = None) -> ChangeFact | None:
+    """The change that best explains the symptoms: it counts 1 + strength·e^(-lead/20 min) when it came
+    `lead` minutes before they began, and against its cause when it came after they began. A rival
+    change of the same service that came later, still before the symptoms, is the nearer suspect."""
+    timed = [(change, *_lead(e, change)) for change in changes]
+    before = [t for t in timed if t[1] >= -2]
+    if before:
+        change, lead, when = min(before, key=lambda t: t[1])
+        case.add(1.0 + strength * math.exp(-max(lead, 0.0) / _CHANGE_FADES), _change_text(change) + when)
+        nearer = [r for r in rivals or [] if _lead(e, r)[0] >= -2 and r.minutes_before < change.minutes_before]
+        if nearer:
+            case.add(0.5, "a later change is the nearer suspect: " + _change_text(nearer[0]))
+        return change
+    if timed:
+        change, _lead_minutes, when = timed[0]
+        case.add(0.3, _change_text(change) + when)
+    return None
 
 
 # -- the rules, one per category ------------------------------------------------------------------
 
 
+def _symptoms(e: Evidence, case: _Case) -> None:
+    """Errors, latency or restarts that rose after the change are what a bad change looks like."""
+    restarts = _restarts(e)
+    for m in (_errors_up(e), _latency_up(e), restarts):
+        if m is not None:
+            ratio = 1.0 + 0.5 * _latency_weight(m) if m.signal == "latency_p99" else 1.5
+            case.add(ratio, _metric_text(e, m))
+
+
 def _deploy(e: Evidence, case: _Case) -> None:
     service = e.incident.service
-    deploys = _recent(e.changes, ("deploy",), service)
-    if deploys:
-        nearest = deploys[0]
-        case.add(_recency(nearest, 11.0), _change_text(nearest))
-        case.subject = nearest.version or nearest.description
-    elif _recent(e.changes, ("deploy",), None):
-        other = _recent(e.changes, ("deploy",), None)[0]
-        case.add(1.5, _change_text(other))
+    own = _in_window(e.changes, ("deploy",), service)
+    if own:
+        chosen = _change_rule(e, case, own, 11.0, _in_window(e.changes, ("config", "feature_flag"), service))
+        if chosen is not None:
+            case.subject = chosen.version or chosen.description
+            _symptoms(e, case)
+    elif _in_window(e.changes, ("deploy",), service, other=True):
+        case.add(0.5, f"No deployment of {service} in the two hours before detection, only of other services")
     else:
         case.add(0.3, f"No deployment of {service} in the two hours before detection")
-    _symptoms(e, case, ("error_ratio", "latency_p99"))
 
 
 def _config(e: Evidence, case: _Case) -> None:
     service = e.incident.service
-    changes = _recent(e.changes, ("config", "feature_flag"), service)
-    if changes:
-        case.add(_recency(changes[0], 9.0), _change_text(changes[0]))
-        case.subject = changes[0].description
+    own = _in_window(e.changes, ("config", "feature_flag"), service)
+    if own:
+        chosen = _change_rule(e, case, own, 9.0, _in_window(e.changes, ("deploy",), service))
+        if chosen is not None:
+            case.subject = chosen.description
+            if _CREDENTIAL_CHANGE.search(chosen.description) and _alerts_naming(e, "expired_credential")[0]:
+                case.add(0.5, f"the change “{chosen.description}” replaced a credential, and authentication "
+                              "is what fails")
+            _symptoms(e, case)
     else:
         case.add(0.4, f"No config or feature-flag change of {service} in the two hours before detection")
-    _symptoms(e, case, ("error_ratio",))
-
-
-def _symptoms(e: Evidence, case: _Case, signals: tuple[str, ...]) -> None:
-    for signal in signals:
-        m = _metric(e, signal)
-        if m is not None and m.change_pct is not None and m.change_pct > 50:
-            case.add(1.6, _metric_text(e.incident.service, m))
 
 
 def _saturation(e: Evidence, case: _Case) -> None:
+    service = e.incident.service
+    surge = _surge(e)
     rose = False
     flat: list[MetricFact] = []
-    for signal in ("cpu", "memory", "saturation"):
-        m = _metric(e, signal)
-        if m is None or m.change_pct is None:
+    for signal in ("cpu", "memory"):
+        m = _rose(e, signal)
+        if m is None:
+            m2 = _metric(e, signal)
+            if m2 is not None and abs(m2.change_pct or 0) < 10:
+                flat.append(m2)
             continue
-        if m.change_pct > 40 or (signal == "saturation" and (m.during or 0) > 0.9):
-            case.add(5.0 if not rose else 1.8, _metric_text(e.incident.service, m))
-            rose = True
-        elif abs(m.change_pct) < 10:
-            flat.append(m)
-    if not rose and flat:  # one resource staying flat says nothing; all of them flat says "not saturation"
-        case.add(0.5, "; ".join(_metric_text(e.incident.service, m) for m in flat))
-    for alert in _alerts_matching(e, r"cpu|memory|oom|disk|saturat|throttl|pool exhaust|file descriptor")[:2]:
-        case.add(6.0, _alert_text(alert))
+        if surge is not None and _fold(m) <= 1.5 * _fold(surge):  # the load grew and the resource with it
+            case.add(1.3, _metric_text(e, m) + f", in step with traffic ({_pct(surge.change_pct)})")
+            continue
+        gradual = m.rise_minutes is not None and m.rise_minutes >= _GRADUAL
+        case.add((5.0 if not rose else 1.8) * (1.5 if gradual else 1.0),
+                 _metric_text(e, m) + (" with no surge of traffic" if surge is None else ""))
+        rose = True
+    saturation = _metric(e, "saturation")
+    if saturation is not None and (saturation.during or 0) >= 0.9:
+        case.add(8.0, _metric_text(e, saturation) + f": at {saturation.during:.0%} of capacity")
+        rose = True
+    elif saturation is not None and _rose(e, "saturation") is not None:
+        case.add(2.0, _metric_text(e, saturation))
+        rose = True
+    elif saturation is not None and abs(saturation.change_pct or 0) < 10:
+        flat.append(saturation)
+    if _oom_restarts(e):
+        memory, restarts = _rose(e, "memory"), _restarts(e)
+        assert memory is not None and restarts is not None
+        case.add(4.0, f"memory of {service} grew from {_minutes(memory.onset_minutes_before or 0)}, before its "
+                      f"{_num(restarts.during)} restarts from {_minutes(restarts.onset_minutes_before or 0)} "
+                      "(out-of-memory kills)")
+    # One resource staying flat says nothing; all of them flat says "not this", unless an alert names a
+    # resource these signals do not measure (disk, a pool, the garbage collector).
+    if not rose and len(flat) >= 2 and not _alerts_naming(e, case.category)[0]:
+        case.add(0.5, "; ".join(_metric_text(e, m) for m in flat))
+    # A resource that began to run out just after the service itself changed: the change is the cause.
+    onset = _onset(e)
+    if rose and onset is not None:
+        for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), service):
+            if -2 <= change.minutes_before - onset[0] <= 30:
+                case.add(0.5, _change_text(change) + _lead(e, change)[1])
+                break
+    _alert_rule(e, case, 8.0, 2.5)
+    _text_rule(e, case)
+
+
+def _oom_restarts(e: Evidence) -> bool:
+    """Restarts that followed a growth of memory: out-of-memory kills, not a platform failure."""
+    memory, restarts = _rose(e, "memory"), _restarts(e)
+    return (memory is not None and restarts is not None and memory.onset_minutes_before is not None
+            and restarts.onset_minutes_before is not None
+            and memory.onset_minutes_before > restarts.onset_minutes_before)
 
 
 def _dependency(e: Evidence, case: _Case) -> None:
-    latency = _metric(e, "latency_p99")
-    errors = _metric(e, "error_ratio")
-    traffic = _metric(e, "traffic")
-    if latency is not None and latency.change_pct is not None and latency.change_pct > 50:
-        case.add(3.0, _metric_text(e.incident.service, latency))
-        if traffic is not None and traffic.change_pct is not None and abs(traffic.change_pct) < 30:
-            case.add(1.5, _metric_text(e.incident.service, traffic) + " (steady load)")
-    if errors is not None and errors.change_pct is not None and errors.change_pct > 50 \
-            and not _recent(e.changes, ("deploy", "config", "feature_flag"), e.incident.service):
-        case.add(1.5, _metric_text(e.incident.service, errors) + " with no change of the service itself")
-    for alert in _alerts_matching(e, r"timeout|upstream|dependency|database|\bdb\b|redis|downstream|"
-                                     r"connection refused|unavailable|5\d\d from")[:2]:
-        case.add(8.0, _alert_text(alert))
+    service = e.incident.service
+    own = _in_window(e.changes, ("deploy", "config", "feature_flag"), service)
+    latency, errors = _latency_up(e), _errors_up(e)
+    # Symptoms with no change of the service point at what it calls, by elimination; not when an alert
+    # names another failure mode or the load surged, which explain them better.
+    named = sorted({c for a in e.alerts for c in _names(f"{a.name} {a.description}")[0]} - {case.category})
+    explained = bool(named) or _surge(e) is not None
+    if latency is not None:
+        ratio = 1.0 + 2.0 * _latency_weight(latency)
+        case.add(math.sqrt(ratio) if explained else ratio, _metric_text(e, latency))
+    if errors is not None and not own and not explained:
+        case.add(1.5, _metric_text(e, errors) + " with no change of the service itself")
+    # A change of another service just before the symptoms: likely something this one calls.
+    others = _in_window(e.changes, ("deploy", "config", "feature_flag"), service, other=True)
+    if others and (errors is not None or latency is not None):
+        _change_rule(e, case, others, 5.0)
+    _alert_rule(e, case, 8.0, 8.0)  # an alert about a database, cache or service it calls
+    if not explained:
+        _text_rule(e, case)
 
 
 def _traffic(e: Evidence, case: _Case) -> None:
     traffic = _metric(e, "traffic")
     if traffic is not None and traffic.change_pct is not None:
         if traffic.change_pct > 200:
-            case.add(15.0, _metric_text(e.incident.service, traffic))
+            case.add(15.0, _metric_text(e, traffic))
         elif traffic.change_pct > 80:
-            case.add(6.0, _metric_text(e.incident.service, traffic))
+            case.add(6.0, _metric_text(e, traffic))
+        elif traffic.change_pct > 40:
+            case.add(1.5, _metric_text(e, traffic))
         elif abs(traffic.change_pct) < 20:
-            case.add(0.4, _metric_text(e.incident.service, traffic) + " (no surge)")
-    for alert in _alerts_matching(e, r"traffic|request rate|rps|surge|spike in requests|ddos")[:1]:
-        case.add(3.0, _alert_text(alert))
+            case.add(0.4, _metric_text(e, traffic) + " (no surge)")
+    _alert_rule(e, case, 3.0, 1.5)
+    _text_rule(e, case)
 
 
 def _infrastructure(e: Evidence, case: _Case) -> None:
-    restarts = _metric(e, "restarts")
-    if restarts is not None and (restarts.during or 0) >= 1:
-        case.add(3.5, f"{_num(restarts.during)} restarts of {e.incident.service} around detection")
-    infra = _recent(e.changes, ("infra",), None)
+    service = e.incident.service
+    restarts = _restarts(e)
+    if restarts is not None and not _oom_restarts(e):
+        case.add(3.5, f"{_num(restarts.during)} restarts of {service} around detection"
+                 + (f", from {_minutes(restarts.onset_minutes_before)}"
+                    if restarts.onset_minutes_before is not None else ""))
+    infra = _in_window(e.changes, ("infra",), None)
     if infra:
-        case.add(_recency(infra[0], 11.0), _change_text(infra[0]))
-    for alert in _alerts_matching(e, r"node|host|kube|pod|crashloop|instance down|\bdown\b|unreachable|"
-                                     r"zone|hardware")[:2]:
-        case.add(6.0, _alert_text(alert))
+        _change_rule(e, case, infra, 11.0)
+    _alert_rule(e, case, 8.0, 2.0)
+    _text_rule(e, case)
 
 
 def _credential(e: Evidence, case: _Case) -> None:
     text = f"{e.incident.title} {e.incident.description}"
-    # An expiry named outright is close to proof; auth failures alone only hint at it.
-    expiry = _alerts_matching(e, r"(cert|x509|tls|ssl|credential|token|secret|password).*expir|expir.*"
-                                 r"(cert|x509|tls|ssl|credential|token|secret|password)")
+    # An expiry named outright is close to proof; TLS or authentication failures point at one.
+    failing, mentions = _alerts_naming(e, "expired_credential")
+    expiry = [a for a in failing if _EXPIRY.search(f"{a.name} {a.description}")]
+    tls = [a for a in failing if a not in expiry and _TLS_FAILURE.search(f"{a.name} {a.description}")]
     for alert in expiry[:1]:
-        case.add(30.0, _alert_text(alert))
-    for alert in [a for a in _alerts_matching(e, r"cert|x509|tls|ssl|credential|unauthori[sz]ed|\b40[13]\b")
-                  if a not in expiry][:1]:
-        case.add(5.0, _alert_text(alert))
-    if re.search(r"(cert|x509|tls|ssl|credential|token|secret).*expir|expir.*(cert|x509|tls|ssl|credential|token)",
-                 text, re.IGNORECASE):
-        case.add(15.0, f"the incident itself names an expiry: “{e.incident.title}”")
-    elif re.search(r"cert|certificate|x509|tls|ssl|credential", text, re.IGNORECASE):
-        case.add(3.0, f"the incident itself mentions it: “{e.incident.title}”")
+        case.add(40.0, _alert_text(alert))
+    for alert in tls[:1]:  # a certificate that no longer verifies: expired, rotated or replaced
+        case.add(25.0, _alert_text(alert))
+    for alert in [a for a in failing if a not in expiry and a not in tls][:1]:  # authentication refused
+        case.add(15.0, _alert_text(alert))
+    for alert in mentions[:1]:
+        case.add(2.0, _alert_text(alert))
+    if _EXPIRY.search(text):
+        case.add(15.0, f"the incident itself names an expiry: “{_clip(text.strip())}”")
+    else:
+        _text_rule(e, case)
+    # A credential replaced shortly before authentication began to fail.
+    rotated = [c for c in _in_window(e.changes, ("config", "infra", "deploy"), None)
+               if _CREDENTIAL_CHANGE.search(c.description)]
+    if rotated and (failing or _EXPIRY.search(text)):
+        _change_rule(e, case, rotated, 3.0)
 
 
 def _backlog(e: Evidence, case: _Case) -> None:
-    for alert in _alerts_matching(e, r"queue|backlog|lag|consumer|pending|stuck|dead.?letter")[:2]:
-        case.add(12.0, _alert_text(alert))
+    _alert_rule(e, case, 12.0, 2.0)
+    _text_rule(e, case)
 
 
 def _recurrence(e: Evidence, case: _Case) -> None:
@@ -262,11 +534,11 @@ def _claim(category: str, service: str, subject: str) -> tuple[str, str]:
                               "the new version's behaviour before looking elsewhere."),
         "config_change": (f"A configuration or feature-flag change to {service} caused the incident",
                           f"The change “{subject}” preceded the symptoms; revert it to confirm."),
-        "resource_saturation": (f"{service} is running out of a resource (CPU, memory or capacity)",
+        "resource_saturation": (f"{service} is running out of a resource (CPU, memory, disk or capacity)",
                                 "Resource use rose with the symptoms; scale out or find what consumes it."),
         "dependency_failure": (f"A dependency of {service} is failing or slow",
-                               "Latency and errors rose while the service itself did not change; check the "
-                               "databases, caches and services it calls."),
+                               "The symptoms point at something the service calls rather than the service "
+                               "itself; check the databases, caches and services it depends on."),
         "traffic_surge": (f"A traffic surge is overloading {service}",
                           "Request volume jumped around detection; rate-limit, scale out, or find the source."),
         "infrastructure_failure": (f"Infrastructure under {service} failed (nodes, pods or restarts)",
@@ -297,56 +569,79 @@ def _prior(category: str, calibration: Calibration) -> tuple[float, int]:
     return (confirmed + 10 * base) / (confirmed + rejected + 10), confirmed + rejected
 
 
-def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace: UUID,
-                        limit: int = 5) -> list[dict[str, Any]]:
-    """Ranked hypotheses as plain dicts (the shape stored in events and served by the API)."""
-    service = evidence.incident.service
+@dataclass(frozen=True)
+class Scored:
+    """One cause's raw posterior, the weight of evidence behind it, and what it rests on."""
+    p: float
+    n: float
+    case: _Case
+
+
+def score(evidence: Evidence, calibration: Calibration) -> tuple[list[Scored], bool]:
+    """Every cause's raw posterior, best first, and whether the best one is decisive."""
     scored = []
     for category, rule in _RULES.items():
         case = _Case(category)
         rule(evidence, case)
         prior, feedback = _prior(category, calibration)
         odds = prior / (1 - prior) * math.exp(case.log_lr)
-        p = odds / (1 + odds)
-        n = 3.0 + 2.0 * case.weight + feedback
-        scored.append((p, n, case))
-    scored.sort(key=lambda item: (-item[0], item[2].category))
+        scored.append(Scored(odds / (1 + odds), 3.0 + 2.0 * case.weight + feedback, case))
+    scored.sort(key=lambda s: (-s.p, s.case.category))
+    top = scored[0].p
+    runner_up = scored[1].p if len(scored) > 1 else 0.0
+    # Standing out takes evidence: a cause its prior alone puts ahead of weaker ones is no finding.
+    decisive = top >= DECISIVE or (top >= STANDS_OUT[0] and top >= STANDS_OUT[1] * runner_up
+                                   and scored[0].case.log_lr >= math.log(STANDS_OUT[2]))
+    return scored, decisive
+
+
+def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace: UUID,
+                        limit: int = 5, confidence: ConfidenceMap | None = None) -> list[dict[str, Any]]:
+    """Ranked hypotheses as plain dicts (the shape stored in events and served by the API).
+
+    `confidence` maps a raw posterior to the confidence shown (the fitted map by default).
+    """
+    to_confidence = confidence or fitted_map()
+    service = evidence.incident.service
+    scored, decisive = score(evidence, calibration)
     hypotheses = []
-    top = scored[0][0]
-    runner_up = scored[1][0] if len(scored) > 1 else 0.0
-    stands_out = top >= STANDS_OUT[0] and top >= STANDS_OUT[1] * runner_up
-    if top < DECISIVE and not stands_out:
+    if not decisive:
+        best = scored[0]
         missing = [] if evidence.metrics_status == "ok" else [f"metrics were {evidence.metrics_status}"]
         if not evidence.changes:
             missing.append("no change events were recorded")
         if not evidence.alerts:
             missing.append("no alerts were linked or firing")
+        shown = to_confidence(best.p)
         hypotheses.append({
             "category": ABSTAIN,
             "claim": "No decisive evidence for any cause yet",
             "description": ("The gathered facts do not point at one cause; mark the incident inconclusive "
                             "or gather more (metrics, change events, alerts) rather than act on a guess."),
             # As sure as the best candidate, no surer, and wide: the honest answer is "we don't know".
-            "confidence_score": round(top, 3),
+            "confidence_score": round(shown, 3),
             "confidence_lower": 0.0,
-            "confidence_upper": round(min(1.0, top + 0.4), 3),
+            "confidence_upper": round(min(1.0, shown + 0.4), 3),
             "supporting_evidence": [
-                f"the strongest candidate, {scored[0][2].category.replace('_', ' ')}, reaches only {top:.0%}",
+                f"the strongest candidate, {best.case.category.replace('_', ' ')}, reaches only {shown:.0%}",
                 *missing,
             ],
             "contradicting_evidence": [],
             "recommendation": "inconclusive",
         })
-    for p, n, case in scored:
-        if len(hypotheses) >= limit or (not case.supporting and p < 0.2):
+    for s in scored:
+        case = s.case
+        if len(hypotheses) >= limit or (not case.supporting and s.p < 0.2):
             continue
         claim, description = _claim(case.category, service, case.subject)
-        lower, upper = credible_interval(p, n)
+        shown = to_confidence(s.p)
+        lower, upper = credible_interval(shown, s.n)
         hypotheses.append({
             "category": case.category, "claim": claim, "description": description,
-            "confidence_score": round(p, 3), "confidence_lower": round(lower, 3), "confidence_upper": round(upper, 3),
+            "confidence_score": round(shown, 3), "confidence_lower": round(lower, 3),
+            "confidence_upper": round(upper, 3),
             "supporting_evidence": case.supporting, "contradicting_evidence": case.contradicting,
-            "recommendation": "investigate" if p >= DECISIVE or (case is scored[0][2] and stands_out)
+            "recommendation": "investigate" if s.p >= DECISIVE or (decisive and s is scored[0])
             else "gather more evidence",
         })
     for rank, hypothesis in enumerate(hypotheses, start=1):
