@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools run eval bench test test-unit test-integration test-e2e lint migrate clean
+.PHONY: install tools run eval bench soak test test-unit test-integration test-e2e lint migrate clean
 
 # Create the virtualenv and install the project with its test tools; redone when pyproject changes.
 $(STAMP): pyproject.toml
@@ -46,6 +46,10 @@ test-e2e: $(STAMP) $(TOOLS)
 ## bench: the copilot against its floor on PostgreSQL + NATS (never part of make test)
 bench: $(STAMP) /usr/bin/wrk
 	$(PY) bench/run.py
+
+## soak: SOAK_SECONDS (600) of mixed load on PostgreSQL + NATS: no 5xx, acknowledged commands = events, flat RSS
+soak: $(STAMP)
+	$(PY) bench/soak.py
 
 /usr/bin/wrk:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
