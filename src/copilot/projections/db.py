@@ -143,21 +143,72 @@ def to_psycopg(sql: str) -> str:
     return out
 
 
+_INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+([\w.]+)", re.IGNORECASE)
+_insert_tables: dict[str, str | None] = {}
+
+
+def _insert_table(sql: str) -> str | None:
+    """The table an INSERT writes to (None for any other statement), memoized."""
+    if sql not in _insert_tables:
+        match = _INSERT_INTO.match(sql)
+        _insert_tables[sql] = match.group(1).lower() if match else None
+    return _insert_tables[sql]
+
+
 class _PostgresTransaction:
+    """Runs statements as if one by one, but sends the rows of consecutive INSERTs together.
+
+    A projection batch writes mostly rows (an incident, its audit entry, an analytics row, …
+    for each event). Rows are held per table, in order, and sent with one `executemany` per
+    statement: psycopg converts the statement once and pipelines the rows, PostgreSQL runs a
+    prepared statement per row. Before any other statement or read, and before a different
+    INSERT into a table that has rows held, every held row is sent, tables in the order they
+    were first written. So each statement sees everything written before it; only writes to
+    different tables (no foreign keys or triggers join read-model tables) may reach
+    PostgreSQL in another order.
+    """
+
+    MAX_ROWS = 1000  # held per table before they are sent
+
     def __init__(self, cursor: Any) -> None:
         self._cur = cursor
+        self._held: dict[str, tuple[str, list[Params]]] = {}  # table -> (statement, rows), first-written order
 
     def execute(self, sql: str, params: Params | None = None) -> None:
-        self._cur.execute(to_psycopg(sql), params or {})
+        table = _insert_table(sql)
+        if table is None:
+            self.flush()
+            self._cur.execute(to_psycopg(sql), params or {})
+            return
+        held = self._held.get(table)
+        if held is not None and held[0] != sql:
+            self.flush()
+            held = None
+        if held is None:
+            held = self._held[table] = (sql, [])
+        held[1].append(params or {})
+        if len(held[1]) >= self.MAX_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        held, self._held = self._held, {}
+        for sql, rows in held.values():
+            if len(rows) == 1:
+                self._cur.execute(to_psycopg(sql), rows[0])
+            else:
+                self._cur.executemany(to_psycopg(sql), rows)
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self.flush()
         self._cur.executemany(to_psycopg(sql), rows)
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        self.flush()
         self._cur.execute(to_psycopg(sql), params or {})
         return list(self._cur.fetchall())
 
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
+        self.flush()
         self._cur.execute(to_psycopg(sql), params or {})
         row: Row | None = self._cur.fetchone()
         return row
@@ -191,8 +242,13 @@ class PostgresReadDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield _PostgresTransaction(cur)
+        # Pipeline mode: statements are sent without waiting for each answer, and a read
+        # waits only for what precedes it; a projection batch of many small writes costs a
+        # few round trips instead of one per statement.
+        with self.pool.connection() as conn, conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+            tx = _PostgresTransaction(cur)
+            yield tx
+            tx.flush()
 
     def close(self) -> None:
         self.pool.close()

@@ -1,0 +1,46 @@
+"""The PostgreSQL read database sends held-back rows together, yet every statement sees what preceded it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from copilot.projections.db import PostgresReadDatabase
+from tests.conftest import fresh_postgres_database
+
+
+@pytest.fixture
+def db() -> Iterator[PostgresReadDatabase]:
+    with fresh_postgres_database() as url:
+        database = PostgresReadDatabase(url)
+        try:
+            with database.transaction() as tx:
+                tx.execute("CREATE TABLE a (id int PRIMARY KEY, note text)")
+                tx.execute("CREATE TABLE b (id int PRIMARY KEY, a_count int)")
+            yield database
+        finally:
+            database.close()
+
+
+def test_reads_and_updates_see_rows_written_before_them(db: PostgresReadDatabase) -> None:
+    with db.transaction() as tx:
+        for n in range(1, 6):
+            tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": n, "note": f"row {n}"})
+            # Interleaved with writes to another table: each table keeps its own order.
+            tx.execute("INSERT INTO b (id, a_count) VALUES (:id, :count)", {"id": n, "count": n})
+        counted = tx.fetch_one("SELECT count(*) AS n FROM a")
+        tx.execute("UPDATE a SET note = 'changed' WHERE id = :id", {"id": 3})
+        tx.execute("INSERT INTO a (id, note) VALUES (:id, :note) ON CONFLICT (id) DO NOTHING", {"id": 3, "note": "no"})
+        tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": 6, "note": "100% % sign"})
+    assert counted is not None and counted["n"] == 5
+    rows = {r["id"]: r["note"] for r in db.fetch_all("SELECT id, note FROM a")}
+    assert rows == {1: "row 1", 2: "row 2", 3: "changed", 4: "row 4", 5: "row 5", 6: "100% % sign"}
+    assert [r["a_count"] for r in db.fetch_all("SELECT a_count FROM b ORDER BY id")] == [1, 2, 3, 4, 5]
+
+
+def test_a_failing_row_rolls_back_the_whole_transaction(db: PostgresReadDatabase) -> None:
+    with pytest.raises(Exception, match="duplicate key"), db.transaction() as tx:
+        tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": 1, "note": "first"})
+        tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": 1, "note": "again"})
+    assert db.fetch_all("SELECT id FROM a") == []
