@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,22 +195,51 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class TrackingWaiter:
-    """Read-your-writes for a process without its own projector: poll the tracking table."""
+    """Read-your-writes for a process without its own projector: poll the tracking table.
 
-    def __init__(self, db: ReadDatabase, names: Sequence[str], interval: float = 0.01) -> None:
+    However many requests wait, one task per event loop polls (one query per `interval`) and
+    releases every waiter whose position was reached; a poll per waiter would cost each of 32
+    concurrent requests a query every 10 ms.
+    """
+
+    def __init__(self, db: ReadDatabase, names: Sequence[str], interval: float = 0.005) -> None:
         self.db = db
         self.names = list(names)
         self.interval = interval
+        self.reached = 0  # the highest position seen in the tracking table
+        self._waiters: dict[asyncio.AbstractEventLoop, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._pollers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     def _position(self) -> int:
         positions = read_positions(self.db)
         return min((positions.get(name, 0) for name in self.names), default=0)
 
     async def wait_for(self, position: int, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if await asyncio.to_thread(self._position) >= position:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(self.interval)
+        if self.reached >= position:
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.setdefault(loop, []).append((position, future))
+        poller = self._pollers.get(loop)
+        if poller is None or poller.done():
+            self._pollers[loop] = loop.create_task(self._poll(loop))
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters = self._waiters[loop]
+        while waiters:
+            try:
+                self.reached = max(self.reached, await asyncio.to_thread(self._position))
+            except Exception:  # the database is away: waiters time out, the next request polls again
+                log.debug("tracking poll failed", exc_info=True)
+            still = [(p, f) for p, f in waiters if not f.done() and p > self.reached]
+            for p, future in waiters:
+                if p <= self.reached:
+                    _resolve(future)
+            waiters[:] = still
+            if waiters:
+                await asyncio.sleep(self.interval)
