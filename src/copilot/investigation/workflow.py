@@ -52,6 +52,7 @@ INVESTIGATOR_TRACKING_NAME = "investigator"
 STEP_TIMEOUT_SECONDS = 30.0
 _PG_INVESTIGATOR_LOCK = 0x5C0_93_01
 _DETECTED = get_topic(event_type(Incident, "Detected"))
+_REMOTE_STEPS = frozenset({"query_metrics"})
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
 
 
@@ -99,23 +100,34 @@ class Investigator(LogFollower):
             opened = await asyncio.to_thread(self._open, incident_id, trigger)
             if not opened:
                 return
+        investigation = await asyncio.to_thread(self.store.find, Investigation, Investigation.create_id(incident_id))
+        fact: IncidentFact | None = None
         for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
-            investigation = await asyncio.to_thread(self.store.find, Investigation,
-                                                    Investigation.create_id(incident_id))
             if investigation is None:
                 return
             step = investigation.next_step()
-            if step is None:
-                if investigation.running:
-                    investigation.finish_run("completed")
-                    await self._append(investigation)
-                    if self.metrics is not None:
-                        self.metrics.investigations.labels("completed").inc()
-                return
             try:
-                await self._run_step(investigation, step)
+                if step is None:
+                    if investigation.running:
+                        investigation.finish_run("completed")
+                        await self._append(investigation)
+                        if self.metrics is not None:
+                            self.metrics.investigations.labels("completed").inc()
+                    return
+                if fact is None:
+                    fact = await asyncio.to_thread(self._incident_fact, investigation.incident_id)
+                await self._run_step(investigation, step, fact)
             except ConcurrentWriteError:
-                continue
+                # Someone else moved it: reload and decide again. Otherwise the aggregate in
+                # hand is the stored one, so the next step needs no reload.
+                investigation = await asyncio.to_thread(self.store.find, Investigation,
+                                                        Investigation.create_id(incident_id))
+
+    def _incident_fact(self, incident_id: UUID) -> IncidentFact:
+        incident = self.store.get(Incident, incident_id)
+        return IncidentFact(id=incident.id, title=incident.title, description=incident.description,
+                            service=incident.service_name, severity=incident.severity,
+                            detected_at=incident.detected_at)
 
     def _open(self, incident_id: UUID, trigger: str) -> bool:
         incident = self.store.find(Incident, incident_id)
@@ -132,13 +144,13 @@ class Investigator(LogFollower):
     async def _append(self, investigation: Investigation) -> None:
         await asyncio.to_thread(self.store.append, investigation)
 
-    async def _run_step(self, investigation: Investigation, step: str) -> None:
+    async def _run_step(self, investigation: Investigation, step: str, fact: IncidentFact) -> None:
         investigation.start_step(step)
-        await self._append(investigation)
-        incident = await asyncio.to_thread(self.store.get, Incident, investigation.incident_id)
-        fact = IncidentFact(id=incident.id, title=incident.title, description=incident.description,
-                            service=incident.service_name, severity=incident.severity,
-                            detected_at=incident.detected_at)
+        if step in _REMOTE_STEPS or (step == "generate" and self.llm is not None):
+            # A step that waits on another system shows as running while it does. A local step's
+            # start and end are appended together: one commit instead of two, and after a crash
+            # between them it simply runs again.
+            await self._append(investigation)
         started = time.perf_counter()
         try:
             found = await asyncio.wait_for(self._do(step, investigation, fact), STEP_TIMEOUT_SECONDS)
