@@ -45,6 +45,7 @@ test-e2e: $(STAMP) $(TOOLS)
 
 ## bench: the copilot against its floor on PostgreSQL + NATS (never part of make test)
 bench: $(STAMP) /usr/bin/wrk
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[bench]' 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) bench/run.py
 
 ## soak: SOAK_SECONDS (600) of mixed load on PostgreSQL + NATS: no 5xx, acknowledged commands = events, flat RSS
