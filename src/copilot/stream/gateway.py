@@ -92,11 +92,14 @@ class _Client:
 
     async def write_events(self) -> None:
         while True:
-            event, text = await self.queue.get()
-            if event.position > self.sent and event.channel in self.channels:
-                self.sent = event.position
-                async with self._send_lock:
-                    await self.socket.send_text(text)
+            batch = [await self.queue.get()]
+            while not self.queue.empty():  # whatever else is waiting goes out in the same turn
+                batch.append(self.queue.get_nowait())
+            async with self._send_lock:
+                for event, text in batch:
+                    if event.position > self.sent and event.channel in self.channels:
+                        self.sent = event.position
+                        await self.socket.send_text(text)
 
     async def replay_then_go_live(self, bus: EventBus, since: int) -> None:
         self.held = []
