@@ -231,3 +231,22 @@ def test_an_incident_with_a_long_history_loads_from_a_snapshot(container: Contai
     assert [s.originator_version for s in snapshots] == [100]
     loaded = container.store.get(Incident, incident_id)
     assert loaded.version == 121 and loaded.state == "investigating" and loaded.reopen_count == 0
+
+
+def test_with_the_projector_stopped_a_write_is_answered_from_the_log(
+    client: TestClient[Any], container: Container
+) -> None:
+    ann = register(client, "ann@acme.io")
+    assert container.runner is not None
+    container.runner.stop()  # the read models fall behind the log
+    incident = create(client, ann, title="Checkout down")  # after the 5 s read-your-writes bound
+    assert incident["title"] == "Checkout down" and incident["state"] == "detected"
+    moved = move(client, ann, incident["id"], "acknowledged")
+    assert moved.status_code == 200 and moved.json()["state"] == "acknowledged"
+    assert moved.json()["acknowledged_at"] is not None
+    assert client.get(f"{API}/incidents/{incident['id']}", headers=ann.headers).status_code == 404  # not projected yet
+    container.runner.start()
+    assert container.runner.catch_up() >= 0
+    shown = client.get(f"{API}/incidents/{incident['id']}", headers=ann.headers).json()
+    assert shown["state"] == "acknowledged" and shown["acknowledged_at"] == moved.json()["acknowledged_at"]
+    assert shown["created_at"] == incident["created_at"]

@@ -48,9 +48,9 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_WORKERS, context.run, fn, *args)
 
 
-async def read_your_writes(container: Container, position: int) -> None:
-    """Hold the answer until the read models include this write (bounded)."""
-    await container.waiter.wait_for(position, timeout=5.0)
+async def read_your_writes(container: Container, position: int) -> bool:
+    """Hold the answer until the read models include this write (bounded); False if they did not."""
+    return await container.waiter.wait_for(position, timeout=5.0)
 
 
 def token_from_request(request: Request[Any, Any, Any]) -> str | None:

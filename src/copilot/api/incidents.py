@@ -23,6 +23,7 @@ from copilot.api.schemas import (
 from copilot.bootstrap import Container
 from copilot.commands.incidents import ChangeIncidentState, CreateIncident
 from copilot.domain import NotFoundError
+from copilot.domain.incident import Incident
 
 __all__ = ["IncidentsController", "lifecycle_metrics"]
 
@@ -69,6 +70,23 @@ class IncidentsController(Controller):
             raise NotFoundError("incident not found")
         return row
 
+    async def _after_write(self, container: Container, incident_id: UUID, position: int,
+                           principal: Principal) -> IncidentRead:
+        """The incident as the read models show it once they include the write; if they are late
+        (a projector down or far behind), as the log has it, rather than a 404 for a write that
+        happened."""
+        if await read_your_writes(container, position):
+            return _incident(await self._visible(container, incident_id, principal))
+        incident = await blocking(container.store.get, Incident, incident_id)
+        return IncidentRead(
+            id=incident.id, project_id=incident.project_id, title=incident.title, description=incident.description,
+            service_name=incident.service_name, severity=incident.severity, state=incident.state,
+            detected_at=incident.detected_at, acknowledged_at=incident.acknowledged_at,
+            investigating_started_at=incident.investigating_started_at, mitigated_at=incident.mitigated_at,
+            resolved_at=incident.resolved_at, learned_at=incident.learned_at, created_at=incident.created_on,
+            updated_at=incident.modified_on,
+        )
+
     @get("/", operation_id="listIncidents", summary="Incidents of the active project, newest first")
     async def list_incidents(
         self,
@@ -96,8 +114,7 @@ class IncidentsController(Controller):
             detected_at=data.detected_at,
         )
         incident_id, position = await blocking(container.incident_commands.create, cmd)
-        await read_your_writes(container, position)
-        return _incident(await self._visible(container, incident_id, principal))
+        return await self._after_write(container, incident_id, position, principal)
 
     @get("/{incident_id:uuid}", operation_id="getIncident", summary="An incident with every timestamp")
     async def get_incident(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentRead:
@@ -109,8 +126,7 @@ class IncidentsController(Controller):
     ) -> IncidentRead:
         cmd = ChangeIncidentState(actor=principal.user_id, incident_id=incident_id, state=data.state)
         result = await blocking(container.incident_commands.change_state, cmd)
-        await read_your_writes(container, result.position)
-        return _incident(await self._visible(container, incident_id, principal))
+        return await self._after_write(container, incident_id, result.position, principal)
 
     @get("/{incident_id:uuid}/metrics", operation_id="getIncidentMetrics", summary="Lifecycle timings")
     async def metrics(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentMetrics:
