@@ -81,7 +81,7 @@ def test_a_traffic_surge_with_no_change_points_at_load() -> None:
 
 
 def test_confirmations_tighten_the_interval_and_rejections_lower_the_confidence() -> None:
-    evidence = Evidence(incident=incident(), changes=[deploy(40)])
+    evidence = Evidence(incident=incident(), changes=[deploy(20)])
     plain = top(evidence)
     confirmed = top(evidence, {"deploy_regression": (12, 0)})
     rejected = top(evidence, {"deploy_regression": (0, 12)})

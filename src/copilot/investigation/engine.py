@@ -1,19 +1,19 @@
 """The built-in hypothesis engine: rules over the evidence, no network, deterministic.
 
-Each root-cause category starts from a prior (its base rate, moved by the project's
-confirmed and rejected feedback) and is multiplied by likelihood ratios of the facts that
-bear on it (Bayes in odds form). The facts are read the way an SRE reads them: what an
-alert says failed (its failure mode, not merely the component it names), whether a change
-came before the symptoms began and how long before, whether a resource grew on its own or
-in step with the load, whether memory grew before the restarts. A fact that another cause
-explains better counts for little.
+Each root-cause category starts from a prior (its base rate, moved by the project's confirmed
+and rejected feedback) and is multiplied by likelihood ratios of the facts that bear on it;
+the causes exclude each other, so a cause's raw posterior is its share of all of them (Bayes).
+The facts are read the way an SRE reads them: what an alert says failed (its failure mode, not
+merely the component it names), whether a change came before the symptoms began and how long
+before, whether a resource grew on its own or in step with the load, whether memory grew before
+the restarts. A fact that another one explains as well counts for less.
 
-The posterior of each cause is a raw score; the confidence shown is that score passed
-through a map fitted on the evaluation scenarios (`confidence.py`), so that a stated 80%
-is right about 80% of the time. The credible interval comes from a Wilson interval whose
-weight grows with the evidence and the feedback, so more confirmations give tighter
-intervals. With nothing decisive the engine abstains: its first answer is "not enough
-evidence", low and wide, recommending `inconclusive`.
+The engine commits to its best cause when the evidence for it is decisive (it multiplied the
+cause's prior odds at least threefold); otherwise its first answer is "not enough evidence",
+low and wide, recommending `inconclusive`. The confidence shown is the raw posterior passed
+through a map fitted on the evaluation scenarios (`confidence.py`), so that a stated 80% is
+right about 80% of the time. The credible interval is a Wilson interval whose weight grows with
+the evidence and the feedback, so more confirmations give tighter intervals.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID, uuid5
 
@@ -42,9 +43,10 @@ CATEGORIES: Final[dict[str, float]] = {
     "backlog": 0.05,
     "known_recurrence": 0.06,
 }
-# The engine commits when one cause stands out: likely enough on its own, or well ahead of the rest.
-DECISIVE: Final = 0.5
-STANDS_OUT: Final = (0.3, 2.0, 3.0)  # at least 30%, twice the runner-up, and evidence tripled its odds
+_OTHER: Final = 1.0 - sum(CATEGORIES.values())  # a cause none of the rules knows
+# The engine commits to its best cause when the evidence for it is decisive: it multiplied the
+# cause's prior odds at least threefold. Otherwise its first answer is "not enough evidence".
+DECISIVE_EVIDENCE: Final = 3.0
 ABSTAIN = "insufficient_evidence"
 _Z90: Final = 1.645
 
@@ -66,6 +68,11 @@ class _Case:
         self.log_lr += math.log(ratio)
         self.weight += abs(math.log(ratio))
         (self.supporting if ratio > 1 else self.contradicting).append(text)
+
+    def explained(self, since: float, text: str) -> None:
+        """Evidence gained since the log-LR was `since` that another fact explains as well counts half."""
+        if self.log_lr > since:
+            self.add(math.exp(-(self.log_lr - since) / 2), text)
 
 
 # -- how facts are cited --------------------------------------------------------------------------
@@ -98,6 +105,12 @@ def _metric_text(e: Evidence, m: MetricFact) -> str:
 def _minutes(before: float) -> str:
     return (f"{before:.0f} minutes before detection" if before >= 0
             else f"{-before:.0f} minutes after detection")
+
+
+def _window(e: Evidence) -> str:
+    """The span searched for changes: the two hours before detection."""
+    detected = e.incident.detected_at
+    return f"from {_hhmm(detected - timedelta(hours=2))} to detection at {_hhmm(detected)}"
 
 
 def _alert_text(a: AlertFact) -> str:
@@ -177,45 +190,52 @@ def _surge(e: Evidence) -> MetricFact | None:
 # Per category: wording that names a failure mode, and wording that only names a component or area.
 # An alert counts strongly for the failure modes it names; a component it mentions counts only when
 # no failure mode is named ("VolumeFull: orders-db disk full" is a full disk, not a database failure).
-_EXPIRY = re.compile(r"(cert|x509|tls|ssl|credential|token|secret|password|key|licen[cs]e).{0,40}(expir|outdated)"
-                     r"|expir\w*.{0,40}(cert|x509|tls|ssl|credential|token|secret|password|key|licen[cs]e)",
-                     re.IGNORECASE)
+_CREDENTIAL = r"(cert|x509|tls|ssl|credential|token|secret|password|key|licen[cs]e)"
+_EXPIRY = re.compile(rf"{_CREDENTIAL}.{{0,40}}(expir|outdated)|expir\w*.{{0,40}}{_CREDENTIAL}", re.IGNORECASE)
 _WORDING: Final[dict[str, tuple[str, str]]] = {
     "expired_credential": (
-        r"expir|x509|handshake|certificate|\b(ssl|tls)\b.{0,30}(fail|error)|unauthori[sz]ed|unauthenticated"
+        _EXPIRY.pattern
+        + r"|x509|handshake|certificate|\b(ssl|tls)\b.{0,30}(fail|error)|unauthori[sz]ed|unauthenticated"
         r"|\b40[13]\b|forbidden|access denied|permission denied|invalid.{0,12}(token|grant|credential|key"
         r"|signature|client)|auth\w*.{0,12}fail|login fail|(signature|token).{0,20}(invalid|mismatch|fail|error"
-        r"|reject)|revoked"
-        r"|unknown (ca|authority)|pkix|self.signed",
-        r"\bcert|\btls\b|\bssl\b|credential|\btoken|secret|password|api.?key|oauth|jwt|\bauth"),
+        r"|reject)|revoked|unknown (ca|authority)|pkix|self.signed|key.{0,30}(does not exist|not found|unknown)",
+        r"\bcert|\btls\b|\bssl\b|credential|\btoken|secret|password|api.?key|access.?key|oauth|jwt|\bauth"),
     "resource_saturation": (
-        r"\bfull\b|no space|disk space|space low|inode|out of memory|\boom|memory (pressure|limit)|exit code 137"
-        r"|throttl|exhaust|saturat|too many (open files|connections)|file descriptor|\b(9\d|100) ?% (used|full)"
-        r"|heap|garbage collect|\bgc\b|swap|cpu (limit|pressure|high|usage)|high cpu|memory (high|usage)",
+        r"\bfull\b|no space|disk space|space low|inode|out of memory|\boom|memory (pressure|limit)"
+        r"|exit\w* (with )?code 137|cpu.{0,12}throttl|throttl\w* cpu|exhaust|saturat|too many (open files|connections)"
+        r"|file descriptor|\b(9\d|100) ?% (used|full|util)|utili[sz]ation (at )?(9\d|100)|io ?wait|heap"
+        r"|garbage collect|\bgc\b|swap|cpu (limit|pressure|high|usage)|high cpu|memory (high|usage)",
         r"\bcpu|memory|\bdisk|volume|capacity|\bpool\b|threads?\b|quota"),
     "dependency_failure": (
         r"time ?out|timed out|refused|unavailable|upstream|downstream|dependenc|\b5\d\d\b.{0,20}from"
-        r"|bad gateway|gateway time|circuit|connection (error|fail|reset)|cannot connect|could not connect",
+        r"|bad gateway|gateway time|circuit|connection (error|fail|reset)|cannot connect|could not connect"
+        r"|\b429\b|rate.?limit|too many requests|failover|fail(ed)? over|offline|not enough replicas",
         r"database|\bdb\b|postgres|mysql|mongo|redis|memcache|\bcache|elasticsearch|cassandra|dynamo"
-        r"|\bs3\b|third.?party|provider|partner|external|\bapi\b"),
+        r"|\bs3\b|third.?party|provider|partner|external|\bapi\b|broker"),
     "traffic_surge": (
         r"traffic|request rate|\brps\b|\bqps\b|surge|spike in (requests|traffic)|ddos|\bbots?\b|crawler|scraper"
         r"|flash sale|campaign|retry storm|thundering herd",
         r"\bload\b|overload|requests per|concurrent (users|requests)"),
     "infrastructure_failure": (
-        r"\bnode|not ?ready|evict|instance.{0,12}down|host.{0,12}down|unreachable|\bzone\b|availability zone"
-        r"|region|hardware|kernel|hypervisor|preempt|spot (instance|interruption)|packet loss|network partition"
-        r"|dns\b|load balancer|\b[aen]lb\b|unhealthy (hosts?|targets?|nodes?|instances?)|steal|noisy neighbo",
+        r"\bnode|not ?ready|pods? (were |being )?evict|evict\w* pods?|instance.{0,12}down|host.{0,12}down"
+        r"|unreachable|\bzone\b|availability zone|region|hardware|kernel|hypervisor|preempt"
+        r"|spot (instance|interruption)|packet loss|network partition"
+        r"|dns\b|load balancer|\b[aen]lb\b|unhealthy (hosts?|targets?|nodes?|instances?)|\bsteal\b|noisy neighbo"
+        r"|\b[a-z]{2}-(north|south|east|west|central)[a-z]*-\d[a-z]?\b|\bsmart\b|media error|i/?o error"
+        r"|bad (sector|block)|disk (failure|fault)|\braid\b|\becc\b|\bnic\b|\bmtu\b",
         r"\bkube|\bk8s|\bpods?\b|\bhosts?\b|instance|cluster|network|\bvm\b"),
     "backlog": (
         r"backlog|\blag\b|lagging|queue.{0,20}(depth|size|length|grow|high|full)|messages? (ready|visible|waiting"
         r"|pending|behind)|(pending|queued|unprocessed|waiting) (jobs|messages|tasks|events)|dead.?letter|\bdlq\b"
-        r"|unacked|piling up|not (being )?processed|oldest message|(no|0|zero) consumers|consumers? (down|stuck"
-        r"|stopped)|stuck (jobs|tasks|consumer)|processing delay",
+        r"|unacked|piling up|not (being )?processed|oldest message|(no|0|zero) (active )?(consumers|members)"
+        r"|(consumers?|group) (inactive|down|stuck|stopped)|stuck (jobs|tasks|consumer)|processing delay|stall"
+        r"|not (advancing|progressing)|\bbehind\b",
         r"\bqueue|consumer|kafka|rabbit|\bsqs\b|pubsub|\bjobs?\b|worker"),
 }
 _COMPILED: Final = {category: (re.compile(strong, re.IGNORECASE), re.compile(weak, re.IGNORECASE))
                     for category, (strong, weak) in _WORDING.items()}
+_FUTURE_EXPIRY = re.compile(r"expir\w* (in|within|on|soon)\b|will expire|expiring soon|days? (left|until)",
+                            re.IGNORECASE)
 _TLS_FAILURE = re.compile(r"x509|handshake|certificate|\b(ssl|tls)\b|unknown (ca|authority)|pkix|self.signed",
                           re.IGNORECASE)
 _CREDENTIAL_CHANGE = re.compile(r"rotat|renew|\bcert|secret|credential|password|api.?key|\btoken|\bkeys?\b",
@@ -241,6 +261,8 @@ def _alerts_naming(e: Evidence, category: str) -> tuple[list[AlertFact], list[Al
     strong, weak = [], []
     for alert in e.alerts:
         modes, components = _names(f"{alert.name} {alert.description}")
+        if category == "dependency_failure" and modes - {category}:
+            continue  # "upstream", "timeout": where it failed; the other failure named says how
         if category in modes:
             strong.append(alert)
         elif category in components and not modes:
@@ -249,12 +271,24 @@ def _alerts_naming(e: Evidence, category: str) -> tuple[list[AlertFact], list[Al
 
 
 def _alert_rule(e: Evidence, case: _Case, strong_ratio: float, weak_ratio: float) -> None:
-    """The first two alerts naming this cause: the first counts fully, the second half as much (in logs)."""
+    """The first two alerts naming this cause: the first counts fully, the second half as much (in logs),
+    and one that had been firing for over an hour before detection (background, not news) half as much."""
     strong, weak = _alerts_naming(e, case.category)
     for i, alert in enumerate(strong[:2]):
-        case.add(strong_ratio if i == 0 else math.sqrt(strong_ratio), _alert_text(alert))
+        _alert_counts(e, case, alert, strong_ratio if i == 0 else math.sqrt(strong_ratio))
     for alert in weak[:1]:
-        case.add(weak_ratio, _alert_text(alert))
+        _alert_counts(e, case, alert, weak_ratio)
+
+
+_STALE: Final = 60.0  # minutes: an alert firing this long before detection was there before the trouble
+
+
+def _alert_counts(e: Evidence, case: _Case, alert: AlertFact, ratio: float) -> None:
+    firing = (e.incident.detected_at - alert.starts_at).total_seconds() / 60
+    if firing > _STALE:
+        case.add(math.sqrt(ratio), _alert_text(alert) + f", {firing:.0f} minutes before detection")
+    else:
+        case.add(ratio, _alert_text(alert))
 
 
 def _text_rule(e: Evidence, case: _Case) -> None:
@@ -262,9 +296,9 @@ def _text_rule(e: Evidence, case: _Case) -> None:
     text = f"{e.incident.title} {e.incident.description}".strip()
     modes, components = _names(text)
     if case.category in modes:
-        case.add(2.5, f"the incident itself says “{_clip(text)}”")
+        case.add(2.5, f"the incident detected at {_hhmm(e.incident.detected_at)} says “{_clip(text)}”")
     elif case.category in components and not modes:
-        case.add(1.5, f"the incident itself mentions “{_clip(text)}”")
+        case.add(1.5, f"the incident detected at {_hhmm(e.incident.detected_at)} mentions “{_clip(text)}”")
 
 
 def _clip(text: str) -> str:
@@ -302,15 +336,18 @@ _DETECTION_LAG: Final = 10.0  # minutes from the start of symptoms to their dete
 
 
 def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: float,
-                 rivals: list[ChangeFact] | None = None) -> ChangeFact | None:
-    """The change that best explains the symptoms: it counts 1 + strength·e^(-lead/20 min) when it came
-    `lead` minutes before they began, and against its cause when it came after they began. A rival
-    change of the same service that came later, still before the symptoms, is the nearer suspect."""
+                 rivals: list[ChangeFact] | None = None, floor: float = 1.0) -> ChangeFact | None:
+    """The change that best explains the symptoms: it counts floor + (1 + strength - floor)·e^(-lead/20 min)
+    when it came `lead` minutes before they began, and against its cause when it came after they began.
+    A change long before counts as `floor` (for a change of the service itself, as much as no change:
+    the service ran well after it). A rival change of the same service that came later, still before the
+    symptoms, is the nearer suspect."""
     timed = [(change, *_lead(e, change)) for change in changes]
     before = [t for t in timed if t[1] >= -2]
     if before:
         change, lead, when = min(before, key=lambda t: t[1])
-        case.add(1.0 + strength * math.exp(-max(lead, 0.0) / _CHANGE_FADES), _change_text(change) + when)
+        ratio = floor + (1.0 + strength - floor) * math.exp(-max(lead, 0.0) / _CHANGE_FADES)
+        case.add(ratio, _change_text(change) + when)
         nearer = [r for r in rivals or [] if _lead(e, r)[0] >= -2 and r.minutes_before < change.minutes_before]
         if nearer:
             case.add(0.5, "a later change is the nearer suspect: " + _change_text(nearer[0]))
@@ -333,33 +370,69 @@ def _symptoms(e: Evidence, case: _Case) -> None:
             case.add(ratio, _metric_text(e, m))
 
 
+_NO_DEPLOY: Final = 0.3  # how much no deployment of the service speaks against a deploy regression
+_NO_CONFIG: Final = 0.4
+
+
+def _own_change(e: Evidence, case: _Case, kinds: tuple[str, ...], rival_kinds: tuple[str, ...],
+                strength: float, floor: float) -> ChangeFact | None:
+    """A change of the service itself before the symptoms, unless an independent failure (a node, a
+    zone, hardware, an expired certificate: nothing a change of the service brings about) explains
+    them: then the coincidence counts for less."""
+    service = e.incident.service
+    before = case.log_lr
+    chosen = _change_rule(e, case, _in_window(e.changes, kinds, service), strength,
+                          _in_window(e.changes, rival_kinds, service), floor)
+    if chosen is not None and case.log_lr > before and _symptomless(e):  # nothing for it to have caused
+        steady = [m for m in e.metrics if m.signal in ("error_ratio", "latency_p99", "restarts")]
+        case.add(math.exp(before - case.log_lr), "but nothing rose for it to have caused and no alert fired: "
+                 + "; ".join(_metric_text(e, m) for m in steady))
+        return chosen
+    independent = [a for a in e.alerts if _independent_failure(a)]
+    if chosen is not None and independent:
+        case.explained(before, "an independent failure explains the symptoms as well: " + _alert_text(independent[0]))
+    return chosen
+
+
+def _symptomless(e: Evidence) -> bool:
+    """The metrics were read and nothing rose, and no alert fired."""
+    return (e.metrics_status == "ok" and bool(e.metrics) and not e.alerts and _onset(e) is None
+            and all(m is None for m in (_errors_up(e), _latency_up(e), _restarts(e), _rose(e, "cpu"),
+                                        _rose(e, "memory"), _at_capacity(e))))
+
+
+def _independent_failure(alert: AlertFact) -> bool:
+    text = f"{alert.name} {alert.description}"
+    modes, _components = _names(text)
+    return "infrastructure_failure" in modes or (_EXPIRY.search(_CAMEL.sub(" ", text)) is not None
+                                                 and not _FUTURE_EXPIRY.search(text))
+
+
 def _deploy(e: Evidence, case: _Case) -> None:
     service = e.incident.service
-    own = _in_window(e.changes, ("deploy",), service)
-    if own:
-        chosen = _change_rule(e, case, own, 11.0, _in_window(e.changes, ("config", "feature_flag"), service))
+    if _in_window(e.changes, ("deploy",), service):
+        chosen = _own_change(e, case, ("deploy",), ("config", "feature_flag"), 11.0, _NO_DEPLOY)
         if chosen is not None:
             case.subject = chosen.version or chosen.description
             _symptoms(e, case)
     elif _in_window(e.changes, ("deploy",), service, other=True):
-        case.add(0.5, f"No deployment of {service} in the two hours before detection, only of other services")
+        case.add(0.5, f"No deployment of {service} {_window(e)}, only of other services")
     else:
-        case.add(0.3, f"No deployment of {service} in the two hours before detection")
+        case.add(_NO_DEPLOY, f"No deployment of {service} {_window(e)}")
 
 
 def _config(e: Evidence, case: _Case) -> None:
     service = e.incident.service
-    own = _in_window(e.changes, ("config", "feature_flag"), service)
-    if own:
-        chosen = _change_rule(e, case, own, 9.0, _in_window(e.changes, ("deploy",), service))
+    if _in_window(e.changes, ("config", "feature_flag"), service):
+        chosen = _own_change(e, case, ("config", "feature_flag"), ("deploy",), 9.0, _NO_CONFIG)
         if chosen is not None:
             case.subject = chosen.description
             if _CREDENTIAL_CHANGE.search(chosen.description) and _alerts_naming(e, "expired_credential")[0]:
-                case.add(0.5, f"the change “{chosen.description}” replaced a credential, and authentication "
-                              "is what fails")
+                case.add(0.5, f"the change replaced a credential, and authentication is what fails: "
+                              f"{_change_text(chosen)}")
             _symptoms(e, case)
     else:
-        case.add(0.4, f"No config or feature-flag change of {service} in the two hours before detection")
+        case.add(_NO_CONFIG, f"No config or feature-flag change of {service} {_window(e)}")
 
 
 def _saturation(e: Evidence, case: _Case) -> None:
@@ -370,29 +443,32 @@ def _saturation(e: Evidence, case: _Case) -> None:
     for signal in ("cpu", "memory"):
         m = _rose(e, signal)
         if m is None:
-            m2 = _metric(e, signal)
-            if m2 is not None and abs(m2.change_pct or 0) < 10:
-                flat.append(m2)
+            steady = _metric(e, signal)
+            if steady is not None and abs(steady.change_pct or 0) < 10:
+                flat.append(steady)
             continue
         if surge is not None and _fold(m) <= 1.5 * _fold(surge):  # the load grew and the resource with it
             case.add(1.3, _metric_text(e, m) + f", in step with traffic ({_pct(surge.change_pct)})")
             continue
+        # Graded by how far it grew (x1.4: 2, x2: 4.5, x4 and more: 8); a slow climb is a leak or a
+        # growing load, more telling than a step.
+        ratio = 1.0 + 7.0 * min(math.log2(_fold(m)) / 2, 1.0)
         gradual = m.rise_minutes is not None and m.rise_minutes >= _GRADUAL
-        case.add((5.0 if not rose else 1.8) * (1.5 if gradual else 1.0),
+        case.add((ratio if not rose else math.sqrt(ratio)) * (1.5 if gradual else 1.0),
                  _metric_text(e, m) + (" with no surge of traffic" if surge is None else ""))
         rose = True
     saturation = _metric(e, "saturation")
-    if saturation is not None and (saturation.during or 0) >= 0.9:
-        case.add(8.0, _metric_text(e, saturation) + f": at {saturation.during:.0%} of capacity")
+    if saturation is not None and _at_capacity(e) is not None:
+        case.add(8.0, _metric_text(e, saturation) + f": at {saturation.during or 0:.0%} of capacity")
         rose = True
     elif saturation is not None and _rose(e, "saturation") is not None:
         case.add(2.0, _metric_text(e, saturation))
         rose = True
     elif saturation is not None and abs(saturation.change_pct or 0) < 10:
         flat.append(saturation)
-    if _oom_restarts(e):
-        memory, restarts = _rose(e, "memory"), _restarts(e)
-        assert memory is not None and restarts is not None
+    oom = _oom_restarts(e)
+    if oom is not None:
+        memory, restarts = oom
         case.add(4.0, f"memory of {service} grew from {_minutes(memory.onset_minutes_before or 0)}, before its "
                       f"{_num(restarts.during)} restarts from {_minutes(restarts.onset_minutes_before or 0)} "
                       "(out-of-memory kills)")
@@ -400,56 +476,93 @@ def _saturation(e: Evidence, case: _Case) -> None:
     # resource these signals do not measure (disk, a pool, the garbage collector).
     if not rose and len(flat) >= 2 and not _alerts_naming(e, case.category)[0]:
         case.add(0.5, "; ".join(_metric_text(e, m) for m in flat))
-    # A resource that began to run out just after the service itself changed: the change is the cause.
-    onset = _onset(e)
-    if rose and onset is not None:
-        for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), service):
-            if -2 <= change.minutes_before - onset[0] <= 30:
-                case.add(0.5, _change_text(change) + _lead(e, change)[1])
-                break
     _alert_rule(e, case, 8.0, 2.5)
     _text_rule(e, case)
+    # A resource that began to run out just after the service itself changed: the change is the cause.
+    onset = _onset(e)
+    if onset is not None:
+        for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), service):
+            if -2 <= change.minutes_before - onset[0] <= 30:
+                case.explained(0.0, _change_text(change) + _lead(e, change)[1])
+                break
 
 
-def _oom_restarts(e: Evidence) -> bool:
-    """Restarts that followed a growth of memory: out-of-memory kills, not a platform failure."""
+def _oom_restarts(e: Evidence) -> tuple[MetricFact, MetricFact] | None:
+    """Memory that grew before the restarts (out-of-memory kills, not a platform failure), and the restarts."""
     memory, restarts = _rose(e, "memory"), _restarts(e)
-    return (memory is not None and restarts is not None and memory.onset_minutes_before is not None
-            and restarts.onset_minutes_before is not None
-            and memory.onset_minutes_before > restarts.onset_minutes_before)
+    if (memory is None or restarts is None or memory.onset_minutes_before is None
+            or restarts.onset_minutes_before is None or memory.onset_minutes_before <= restarts.onset_minutes_before):
+        return None
+    return memory, restarts
 
 
 def _dependency(e: Evidence, case: _Case) -> None:
     service = e.incident.service
-    own = _in_window(e.changes, ("deploy", "config", "feature_flag"), service)
     latency, errors = _latency_up(e), _errors_up(e)
-    # Symptoms with no change of the service point at what it calls, by elimination; not when an alert
-    # names another failure mode or the load surged, which explain them better.
-    named = sorted({c for a in e.alerts for c in _names(f"{a.name} {a.description}")[0]} - {case.category})
-    explained = bool(named) or _surge(e) is not None
-    if latency is not None:
-        ratio = 1.0 + 2.0 * _latency_weight(latency)
-        case.add(math.sqrt(ratio) if explained else ratio, _metric_text(e, latency))
-    if errors is not None and not own and not explained:
-        case.add(1.5, _metric_text(e, errors) + " with no change of the service itself")
+    # Errors or latency with nothing else to explain them point at what the service calls, by elimination,
+    # and the more so the larger they are. Other explanations: another failure named by an alert, a surge
+    # of the load, a resource of the service itself running out, a change of the service itself.
+    others_named = (_causes_named(e) | _names(f"{e.incident.title} {e.incident.description}")[0]) - {case.category}
+    own_resource = any(_rose(e, signal) is not None for signal in ("cpu", "memory")) or _at_capacity(e) is not None
+    own_change = _recent_own_change(e)
+    explained = bool(others_named) or _surge(e) is not None or own_resource or own_change is not None
+    if latency is not None or errors is not None:
+        size = max(_latency_weight(latency) if latency else 0.0, _error_weight(errors) if errors else 0.0)
+        ratio = 1.0 + (0.5 if explained else 4.0) * size
+        facts = "; ".join(_metric_text(e, m) for m in (latency, errors) if m is not None)
+        case.add(ratio, facts + ("" if explained else " with no change, surge, resource or other failure "
+                                                      "to explain it"))
     # A change of another service just before the symptoms: likely something this one calls.
     others = _in_window(e.changes, ("deploy", "config", "feature_flag"), service, other=True)
     if others and (errors is not None or latency is not None):
         _change_rule(e, case, others, 5.0)
-    _alert_rule(e, case, 8.0, 8.0)  # an alert about a database, cache or service it calls
+    # An alert about a database, cache or service it calls; if the service itself changed just before,
+    # the change is the likelier cause of the trouble with what it calls (a new query, a new route).
+    before = case.log_lr
+    _alert_rule(e, case, 8.0, 8.0)
+    if own_change is not None:
+        case.explained(before, "the service itself changed just before: " + _change_text(own_change))
     if not explained:
         _text_rule(e, case)
+
+
+def _error_weight(m: MetricFact) -> float:
+    """More failed requests point at a cause the more of them there are: 0.5% more is barely a
+    signal, 10% more is unmistakable (0..1 on a log scale)."""
+    excess = (m.during or 0.0) - (m.before or 0.0)
+    return min(max(math.log10(excess / 0.005) / math.log10(20), 0.0), 1.0) if excess > 0 else 0.0
+
+
+def _at_capacity(e: Evidence) -> MetricFact | None:
+    m = _metric(e, "saturation")
+    return m if m is not None and (m.during or 0) >= 0.9 else None
+
+
+def _recent_own_change(e: Evidence) -> ChangeFact | None:
+    """A deploy, config or flag change of the service in the 20 minutes before the symptoms began."""
+    for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), e.incident.service):
+        if -2 <= _lead(e, change)[0] <= _CHANGE_FADES:
+            return change
+    return None
+
+
+def _alert_causes(alert: AlertFact) -> set[str]:
+    """The causes an alert names: its failure modes, or the components it mentions when it names none."""
+    modes, components = _names(f"{alert.name} {alert.description}")
+    return modes or components
+
+
+def _causes_named(e: Evidence) -> set[str]:
+    return {cause for alert in e.alerts for cause in _alert_causes(alert)}
 
 
 def _traffic(e: Evidence, case: _Case) -> None:
     traffic = _metric(e, "traffic")
     if traffic is not None and traffic.change_pct is not None:
-        if traffic.change_pct > 200:
-            case.add(15.0, _metric_text(e, traffic))
-        elif traffic.change_pct > 80:
-            case.add(6.0, _metric_text(e, traffic))
-        elif traffic.change_pct > 40:
-            case.add(1.5, _metric_text(e, traffic))
+        # Graded by how far the load grew: x1.4 says nothing, x2 about 6, x4 and more 15.
+        surge = min(max((math.log2(_fold(traffic)) - 0.5) / 1.5, 0.0), 1.0)
+        if surge > 0:
+            case.add(1.0 + 14.0 * surge, _metric_text(e, traffic))
         elif abs(traffic.change_pct) < 20:
             case.add(0.4, _metric_text(e, traffic) + " (no surge)")
     _alert_rule(e, case, 3.0, 1.5)
@@ -459,7 +572,7 @@ def _traffic(e: Evidence, case: _Case) -> None:
 def _infrastructure(e: Evidence, case: _Case) -> None:
     service = e.incident.service
     restarts = _restarts(e)
-    if restarts is not None and not _oom_restarts(e):
+    if restarts is not None and _oom_restarts(e) is None:
         case.add(3.5, f"{_num(restarts.during)} restarts of {service} around detection"
                  + (f", from {_minutes(restarts.onset_minutes_before)}"
                     if restarts.onset_minutes_before is not None else ""))
@@ -474,18 +587,22 @@ def _credential(e: Evidence, case: _Case) -> None:
     text = f"{e.incident.title} {e.incident.description}"
     # An expiry named outright is close to proof; TLS or authentication failures point at one.
     failing, mentions = _alerts_naming(e, "expired_credential")
-    expiry = [a for a in failing if _EXPIRY.search(f"{a.name} {a.description}")]
-    tls = [a for a in failing if a not in expiry and _TLS_FAILURE.search(f"{a.name} {a.description}")]
+    expiry = [a for a in failing if _EXPIRY.search(f"{a.name} {a.description}")
+              and not _FUTURE_EXPIRY.search(f"{a.name} {a.description}")]
+    tls = [a for a in failing if a not in expiry and _TLS_FAILURE.search(f"{a.name} {a.description}")
+           and not _FUTURE_EXPIRY.search(f"{a.name} {a.description}")]
+    warnings = [a for a in failing if _FUTURE_EXPIRY.search(f"{a.name} {a.description}")]
     for alert in expiry[:1]:
-        case.add(40.0, _alert_text(alert))
+        _alert_counts(e, case, alert, 40.0)
     for alert in tls[:1]:  # a certificate that no longer verifies: expired, rotated or replaced
-        case.add(25.0, _alert_text(alert))
-    for alert in [a for a in failing if a not in expiry and a not in tls][:1]:  # authentication refused
-        case.add(15.0, _alert_text(alert))
-    for alert in mentions[:1]:
-        case.add(2.0, _alert_text(alert))
+        _alert_counts(e, case, alert, 25.0)
+    for alert in [a for a in failing if a not in expiry and a not in tls and a not in warnings][:1]:
+        _alert_counts(e, case, alert, 15.0)  # authentication refused
+    for alert in [*warnings, *mentions][:1]:  # a credential mentioned, or one that will expire: not yet broken
+        _alert_counts(e, case, alert, 2.0)
     if _EXPIRY.search(text):
-        case.add(15.0, f"the incident itself names an expiry: “{_clip(text.strip())}”")
+        case.add(15.0, f"the incident detected at {_hhmm(e.incident.detected_at)} names an expiry: "
+                       f"“{_clip(text.strip())}”")
     else:
         _text_rule(e, case)
     # A credential replaced shortly before authentication began to fail.
@@ -496,7 +613,13 @@ def _credential(e: Evidence, case: _Case) -> None:
 
 
 def _backlog(e: Evidence, case: _Case) -> None:
+    # A backlog is often what another failure looks like from a queue: when an alert names one, the
+    # backlog is its symptom rather than the cause.
+    before = case.log_lr
     _alert_rule(e, case, 12.0, 2.0)
+    other = next((a for a in e.alerts if _alert_causes(a) - {case.category}), None)
+    if other is not None:
+        case.explained(before, "another failure, which a backlog follows, is alerted on: " + _alert_text(other))
     _text_rule(e, case)
 
 
@@ -511,7 +634,7 @@ def _recurrence(e: Evidence, case: _Case) -> None:
         case.add(1.5, f"similar incident “{e.similar[0].title}” on {e.similar[0].detected_at:%Y-%m-%d}, "
                       "cause never confirmed")
     if e.novelty == "new":
-        case.add(0.5, "nothing like this incident happened in this project before")
+        case.add(0.5, "no past incident of this project resembles this one (similarity 0.3 or more)")
 
 
 _RULES: Final[dict[str, Callable[[Evidence, _Case], None]]] = {
@@ -578,21 +701,25 @@ class Scored:
 
 
 def score(evidence: Evidence, calibration: Calibration) -> tuple[list[Scored], bool]:
-    """Every cause's raw posterior, best first, and whether the best one is decisive."""
-    scored = []
+    """Every cause's raw posterior, best first, and whether the best one is decisive.
+
+    The causes exclude each other (an incident has one root cause here), so each one's posterior is
+    its prior times the likelihood ratio of its evidence, over the sum of all of them and of the
+    prior of a cause none of the rules knows: a cause is as likely as it is ahead of its rivals.
+    """
+    cases, weights = [], []
     for category, rule in _RULES.items():
         case = _Case(category)
         rule(evidence, case)
         prior, feedback = _prior(category, calibration)
-        odds = prior / (1 - prior) * math.exp(case.log_lr)
-        scored.append(Scored(odds / (1 + odds), 3.0 + 2.0 * case.weight + feedback, case))
+        cases.append((case, feedback))
+        weights.append(prior * math.exp(case.log_lr))
+    total = sum(weights) + _OTHER
+    scored = [Scored(w / total, 3.0 + 2.0 * case.weight + feedback, case)
+              for (case, feedback), w in zip(cases, weights, strict=True)]
     scored.sort(key=lambda s: (-s.p, s.case.category))
-    top = scored[0].p
-    runner_up = scored[1].p if len(scored) > 1 else 0.0
-    # Standing out takes evidence: a cause its prior alone puts ahead of weaker ones is no finding.
-    decisive = top >= DECISIVE or (top >= STANDS_OUT[0] and top >= STANDS_OUT[1] * runner_up
-                                   and scored[0].case.log_lr >= math.log(STANDS_OUT[2]))
-    return scored, decisive
+    # A cause its prior alone puts first is no finding: deciding takes evidence.
+    return scored, scored[0].case.log_lr >= math.log(DECISIVE_EVIDENCE)
 
 
 def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace: UUID,
@@ -609,9 +736,9 @@ def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace:
         best = scored[0]
         missing = [] if evidence.metrics_status == "ok" else [f"metrics were {evidence.metrics_status}"]
         if not evidence.changes:
-            missing.append("no change events were recorded")
+            missing.append(f"0 change events recorded {_window(evidence)}")
         if not evidence.alerts:
-            missing.append("no alerts were linked or firing")
+            missing.append(f"0 alerts linked to the incident or firing for {service}")
         shown = to_confidence(best.p)
         hypotheses.append({
             "category": ABSTAIN,
@@ -641,8 +768,7 @@ def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace:
             "confidence_score": round(shown, 3), "confidence_lower": round(lower, 3),
             "confidence_upper": round(upper, 3),
             "supporting_evidence": case.supporting, "contradicting_evidence": case.contradicting,
-            "recommendation": "investigate" if s.p >= DECISIVE or (decisive and s is scored[0])
-            else "gather more evidence",
+            "recommendation": "investigate" if decisive and s is scored[0] else "gather more evidence",
         })
     for rank, hypothesis in enumerate(hypotheses, start=1):
         hypothesis["rank"] = rank
