@@ -196,13 +196,11 @@ def run(scenario: dict[str, Any], evidence: Evidence, confidence: ConfidenceMap 
     }
 
 
-def ranked_causes(scenario: dict[str, Any], evidence: Evidence) -> list[tuple[float, bool]]:
-    """What the confidence map is fitted on: the raw posterior of each of the three causes the engine
-    ranks first, and whether it is the true one. Every ranked cause, not only the winners: on the
-    scenarios its rules were tuned on the engine's winners are nearly always right, and a map fitted
-    on them alone would promise the same on incidents it has never seen."""
-    scored, _decisive = score(evidence, {})
-    return [(s.p, s.case.category == scenario["truth"]) for s in scored[:3]]
+def top_answer(scenario: dict[str, Any], evidence: Evidence) -> list[tuple[float, bool]]:
+    """What the confidence map is fitted on: the raw posterior of the cause the engine commits to and
+    whether it is the true one (nothing when the engine abstains)."""
+    scored, decisive = score(evidence, {})
+    return [(scored[0].p, scored[0].case.category == scenario["truth"])] if decisive else []
 
 
 def folds(n: int, k: int) -> list[list[int]]:
@@ -213,7 +211,7 @@ def folds(n: int, k: int) -> list[list[int]]:
 def cross_validate(scenarios: list[dict[str, Any]], evidence: list[Evidence], k: int) -> list[dict[str, Any]]:
     """Each scenario answered with a map fitted without its fold: how the fit does on scenarios it
     has not seen (the rules themselves were tuned on all of them, which this cannot undo)."""
-    points = [ranked_causes(s, e) for s, e in zip(scenarios, evidence, strict=True)]
+    points = [top_answer(s, e) for s, e in zip(scenarios, evidence, strict=True)]
     results: list[dict[str, Any]] = [{}] * len(scenarios)
     for held in folds(len(scenarios), k):
         kept = set(held)
@@ -273,14 +271,14 @@ def report_cross_validation(scenarios: list[dict[str, Any]], evidence: list[Evid
 
 
 def refit(scenarios: list[dict[str, Any]], evidence: list[Evidence]) -> None:
-    """Fit the confidence map on every ranked cause of the tuning set and store its coefficients."""
-    points = [p for s, e in zip(scenarios, evidence, strict=True) for p in ranked_causes(s, e)]
+    """Fit the confidence map on the committed answers of the tuning set and store its coefficients."""
+    points = [p for s, e in zip(scenarios, evidence, strict=True) for p in top_answer(s, e)]
     fitted = fit(points)
     FITTED.write_text(
         '"""The confidence map\'s coefficients, written by `python eval/evaluate.py --fit`; do not edit by hand."""\n\n'
         f"SLOPE = {fitted.slope:.4f}\nINTERCEPT = {fitted.intercept:.4f}\n"
-        f'FITTED_ON = "{len(points)} ranked causes of {len(scenarios)} scenarios in eval/scenarios/"\n')
-    print(f"fitted {fitted} on {len(points)} ranked causes of {len(scenarios)} scenarios; wrote {FITTED}")
+        f'FITTED_ON = "the {len(points)} committed answers to {len(scenarios)} scenarios in eval/scenarios/"\n')
+    print(f"fitted {fitted} on {len(points)} committed answers to {len(scenarios)} scenarios; wrote {FITTED}")
     print("raw → confidence: " + ", ".join(f"{p / 10:.1f} → {fitted(p / 10):.2f}" for p in range(2, 10)))
 
 
@@ -299,7 +297,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--folds", type=int, default=5, help="folds of the cross-validation (default 5)")
     args = parser.parse_args(argv)
     # A set with no scenarios (the held-out set between two authors) is left out.
-    sets = {name: [json.loads(p.read_text()) for p in sorted((HERE / name).glob("*.json"))] for name in SETS}
+    sets = {name: [json.loads(p.read_text()) for p in sorted((HERE / name).glob("*.json"), key=_numbered)]
+            for name in SETS}
     sets = {name: scenarios for name, scenarios in sets.items() if scenarios}
     if "scenarios" not in sets:
         raise SystemExit("eval/scenarios/ holds no scenarios")
@@ -328,6 +327,12 @@ def main(argv: list[str]) -> int:
             summary[name].update(report_cross_validation(scenarios, gathered[name], args.folds))
     (HERE / "last-run.json").write_text(json.dumps(summary, indent=2))
     return 0
+
+
+def _numbered(path: Path) -> tuple[int, str]:
+    """Scenario files in the order of their numbers (9 before 10 before 100)."""
+    number = path.name.split("-", 1)[0]
+    return (int(number) if number.isdigit() else 0, path.name)
 
 
 async def gather_all(scenarios: list[dict[str, Any]], prometheus: str, t0: datetime, now: datetime) -> list[Evidence]:

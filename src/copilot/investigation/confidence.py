@@ -1,14 +1,18 @@
 """From the engine's raw posterior to a confidence that means what it says.
 
-The engine's raw posterior for a cause is a score: a stated 60% may be right nine times in ten.
-The map here turns it into the probability that the cause is the true one: logistic regression
-on the log-odds of the raw score (Platt scaling), fitted on every cause the engine ranks in its
-top three for the evaluation scenarios, right or wrong (`python eval/evaluate.py --fit`, which
-also cross-validates the fit). The fitted coefficients are data, kept in `fitted_confidence.py`.
+The engine's raw posterior of its top cause is a score: a stated 60% may be right nine times in
+ten. The map here turns it into the probability that the top cause is the true one: logistic
+regression on the log-odds of the raw score (Platt scaling), fitted on the answers the engine
+commits to in the evaluation scenarios (`python eval/evaluate.py --fit`, which also reports a
+k-fold cross-validation of the fit). The fitted coefficients are data, kept in
+`fitted_confidence.py`.
 
-The fit is pulled gently towards the identity (slope 1, intercept 0: "the raw posterior is
-already right"), so a handful of scenarios cannot make it extreme, and it is strictly
-increasing, so it never reorders causes and more confirmations always mean more confidence.
+The engine's rules were tuned on those same scenarios, so there it is right far more often than
+on incidents it has never seen; a plain fit would promise that everywhere. The fit is therefore
+pulled towards the identity (slope 1, intercept 0: "the raw posterior is right") by a prior worth
+a fixed share of the data (`PRIOR_SHARE`), chosen on answers the engine gave to scenarios the
+first time it saw them (see eval/README.md). The map is strictly increasing: it never reorders
+causes, and more confirmations always mean more confidence.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from dataclasses import dataclass
 
 from copilot.investigation import fitted_confidence
 
-__all__ = ["ConfidenceMap", "Platt", "fit", "fitted_map", "identity"]
+__all__ = ["PRIOR_SHARE", "ConfidenceMap", "Platt", "fit", "fitted_map", "identity"]
 
 ConfidenceMap = Callable[[float], float]
+PRIOR_SHARE = 0.15  # the prior towards the identity weighs as much as this share of the fitted answers
 _EDGE = 1e-4  # raw scores are kept this far from 0 and 1, where their log-odds are infinite
 
 
@@ -49,10 +54,11 @@ class Platt:
         return _sigmoid(self.slope * _logit(p) + self.intercept)
 
 
-def fit(points: Sequence[tuple[float, bool]], prior_weight: float = 1.0) -> Platt:
-    """The Platt map that best predicts `right` from `raw` over `points` (maximum a posteriori:
-    log-likelihood minus prior_weight/2 times the squared distance of the coefficients from the
-    identity's), by Newton's method."""
+def fit(points: Sequence[tuple[float, bool]], prior_share: float = PRIOR_SHARE) -> Platt:
+    """The Platt map that best predicts `right` from `raw` over `points`, by Newton's method: the
+    maximum a posteriori of the log-likelihood with a Gaussian prior on the coefficients around the
+    identity's, of precision `prior_share` times the number of points."""
+    prior_weight = max(prior_share * len(points), 1e-3)
     slope, intercept = 1.0, 0.0
     for _ in range(100):
         g_s = prior_weight * (slope - 1.0)

@@ -1,5 +1,5 @@
 """The confidence map's coefficients, written by `python eval/evaluate.py --fit`; do not edit by hand."""
 
-SLOPE = 1.0
-INTERCEPT = 0.0
-FITTED_ON = "nothing yet: the identity"
+SLOPE = 1.3375
+INTERCEPT = 0.9264
+FITTED_ON = "the 157 committed answers to 174 scenarios in eval/scenarios/"
