@@ -8,12 +8,13 @@ merely the component it names), whether a change came before the symptoms began 
 before, whether a resource grew on its own or in step with the load, whether memory grew before
 the restarts. A fact that another one explains as well counts for less.
 
-The engine commits to its best cause when the evidence for it is decisive (it multiplied the
-cause's prior odds at least threefold); otherwise its first answer is "not enough evidence",
-low and wide, recommending `inconclusive`. The confidence shown is the raw posterior passed
-through a map fitted on the evaluation scenarios (`confidence.py`), so that a stated 80% is
-right about 80% of the time. The credible interval is a Wilson interval whose weight grows with
-the evidence and the feedback, so more confirmations give tighter intervals.
+The engine commits to its best cause when the evidence for it is decisive: it multiplied the
+cause's prior odds at least threefold, or left it more likely than all the others together.
+Otherwise its first answer is "not enough evidence", low and wide, recommending `inconclusive`.
+The confidence shown is the raw posterior passed through a map fitted on the evaluation
+scenarios (`confidence.py`), so that a stated 80% is right about 80% of the time. The credible
+interval is a Wilson interval whose weight grows with the evidence and the feedback, so more
+confirmations give tighter intervals.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ CATEGORIES: Final[dict[str, float]] = {
 }
 _OTHER: Final = 1.0 - sum(CATEGORIES.values())  # a cause none of the rules knows
 # The engine commits to its best cause when the evidence for it is decisive: it multiplied the
-# cause's prior odds at least threefold. Otherwise its first answer is "not enough evidence".
+# cause's prior odds at least threefold, or left it more likely than all the others together.
+# Otherwise its first answer is "not enough evidence".
 DECISIVE_EVIDENCE: Final = 3.0
+DECISIVE_SHARE: Final = 0.5
 ABSTAIN = "insufficient_evidence"
 _Z90: Final = 1.645
 
@@ -719,7 +722,8 @@ def score(evidence: Evidence, calibration: Calibration) -> tuple[list[Scored], b
               for (case, feedback), w in zip(cases, weights, strict=True)]
     scored.sort(key=lambda s: (-s.p, s.case.category))
     # A cause its prior alone puts first is no finding: deciding takes evidence.
-    return scored, scored[0].case.log_lr >= math.log(DECISIVE_EVIDENCE)
+    best = scored[0]
+    return scored, best.case.log_lr >= math.log(DECISIVE_EVIDENCE) or best.p >= DECISIVE_SHARE
 
 
 def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace: UUID,
