@@ -45,8 +45,10 @@ async def main(port: int, clients: int, rate: float, seconds: float) -> None:
         await everyone.wait()
         started = time.monotonic()
         for n in range(int(rate * seconds)):
-            if (wait := started + n / rate - time.monotonic()) > 0:
-                await asyncio.sleep(wait)
+            # Always yield, even when behind: closed connections must be noticed and dropped.
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            if not subscribed:
+                break
             event = {"type": "incident.updated", "position": n, "timestamp": datetime.now(UTC).isoformat(),
                      "data": {"id": "00000000-0000-0000-0000-000000000000", "state": "acknowledged"}}
             broadcast(subscribed, json.dumps(event))
