@@ -489,7 +489,7 @@ def chart(ours: dict[str, Result], floor: dict[str, Result], size: dict[str, Res
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["create", "list", "get", f"list @{LARGE:,}", f"get @{LARGE:,}"]
+    names = ["create", "list", "get", f"list\n@{LARGE:,}", f"get\n@{LARGE:,}"]
     copilot = [ours["create"]["rps"], ours["list"]["rps"], ours["get"]["rps"], size[f"list at {LARGE:,}"]["rps"],
                size[f"get at {LARGE:,}"]["rps"]]
     floors_ = [floor["create"]["rps"], floor["list"]["rps"], floor["list"]["rps"], floor["list"]["rps"],
