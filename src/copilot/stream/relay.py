@@ -49,21 +49,27 @@ class LogReader:
             load_project=lambda project_id: store.find(Project, project_id),
             load_session=lambda session_id: store.find(Session, session_id),
         )
+        self._topics = sorted(self.encoder.topics)
 
     def read(self, after: int, limit: int) -> tuple[list[PublicEvent], int]:
         """Public events after `after` in the next `limit` log entries, and the last position read."""
-        notifications = self.store.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        if not notifications:
+        # Only public topics are fetched (most of the log, such as investigation steps, is not).
+        # The head is read first: every position up to it is committed (appends commit in
+        # position order), so when fewer than `limit` rows come back everything up to the
+        # head has been read, even where nothing in it was public.
+        head = self.store.head()
+        if head <= after:
             return [], after
+        notifications = self.store.recorder.select_notifications(
+            start=after, limit=limit, stop=head, topics=self._topics, inclusive_of_start=False)
         mapper = self.store.app.mapper
         events = []
         for notification in notifications:
-            if notification.topic in self.encoder.topics:
-                event: Any = mapper.to_domain_event(notification)
-                public = self.encoder.encode(notification.topic, event, notification.id)
-                if public is not None:
-                    events.append(public)
-        return events, notifications[-1].id
+            event: Any = mapper.to_domain_event(notification)
+            public = self.encoder.encode(notification.topic, event, notification.id)
+            if public is not None:
+                events.append(public)
+        return events, notifications[-1].id if len(notifications) == limit else head
 
     def replay(self, tenant_id: UUID, project_id: UUID, since: int, limit: int = 10_000) -> list[PublicEvent]:
         found: list[PublicEvent] = []
