@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from copilot.ops.memory import limit_malloc_arenas
 from copilot.settings import Settings
 
 __all__ = ["ROLES", "serve"]
@@ -183,6 +184,7 @@ def _listen(host: str, port: int, variable: str) -> socket.socket:
 
 
 def serve(settings: Settings, role: str = "all") -> None:
+    limit_malloc_arenas()  # before any thread starts (see ops/memory.py)
     ports = {}
     if role in ("all", "api", *HEADLESS):
         ports["api"] = _listen(settings.bind_host, settings.api_port, "COPILOT_API_PORT")
