@@ -101,17 +101,11 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def process(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """One server process, healthy inside the block and stopped (SIGINT) after it."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    procs = Processes(log.parent, {})
     try:
-        wait_healthy(health, proc)
-        yield proc
+        yield procs.start(log.stem, args, env, health, log)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        procs.stop()
 
 
 class Processes:
@@ -122,8 +116,9 @@ class Processes:
         self.rss = rss
         self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, label: str, args: list[str], env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
-        log = self.work / f"{label.replace(' ', '_')}.log"
+    def start(self, label: str, args: list[str], env: dict[str, str], health: str,
+              log: Path | None = None) -> subprocess.Popen[bytes]:
+        log = log or self.work / f"{label.replace(' ', '_')}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         self.running.append((label, proc))

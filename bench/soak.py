@@ -38,7 +38,7 @@ import psycopg
 from websockets.sync.client import connect as ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.run import COPILOT, NATS, PG_URL, ROOT, database, free_port, process
+from bench.run import COPILOT, PG_URL, ROOT, copilot_env, database, free_port, process
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 RPS = float(os.environ.get("SOAK_RPS", "30"))
@@ -206,10 +206,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="copilot-soak-") as tmp, database("soak_copilot") as db:
         api, ws = free_port(), free_port()
         url = f"{PG_URL}/{db}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
-        env.update(COPILOT_DATABASE_URL=url, COPILOT_NATS_URL=NATS, COPILOT_API_PORT=str(api),
-                   COPILOT_SECRET_KEY="soak-secret-key-0123456789-0123456789", COPILOT_WS_PORT=str(ws),
-                   COPILOT_VAR_DIR=str(Path(tmp) / "var"), COPILOT_LOG_LEVEL="WARNING")
+        env = copilot_env(db, api, ws, Path(tmp))
+        env.pop("COPILOT_RATE_LIMIT_PER_MINUTE")  # the soak runs under the default rate limit
         base = f"http://127.0.0.1:{api}/api/v1"
         with process([str(COPILOT), "serve"], env, f"http://127.0.0.1:{api}/healthz",
                      Path(tmp) / "copilot.log") as server:

@@ -243,3 +243,4 @@ class TrackingWaiter:
             waiters[:] = still
             if waiters:
                 await asyncio.sleep(self.interval)
+        del self._waiters[loop], self._pollers[loop]  # nothing kept for a loop that is gone
