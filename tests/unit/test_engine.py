@@ -156,13 +156,25 @@ def test_a_deploy_made_after_the_symptoms_began_counts_against_itself() -> None:
     assert any("already rising 15 minutes earlier" in s for s in deploy_case.contradicting)
 
 
-def test_a_change_of_another_service_just_before_the_errors_points_at_a_dependency() -> None:
-    evidence = Evidence(incident=incident(title="Quote errors"), metrics_status="ok",
+def test_a_change_of_a_service_the_incident_names_just_before_the_errors_points_at_that_dependency() -> None:
+    evidence = Evidence(incident=incident(title="Quote errors: pricing lookups failing"), metrics_status="ok",
                         changes=[change("config", 9, service="pricing", description="pricing rules reload")],
                         metrics=[metric("error_ratio", 0.002, 0.09, onset=5)])
     best = top(evidence)
     assert best["category"] == "dependency_failure"
     assert any("pricing rules reload" in s and "4 minutes later" in s for s in best["supporting_evidence"])
+
+
+def test_an_error_step_with_only_an_unrelated_services_change_before_it_is_no_finding() -> None:
+    # Some service is always being changed somewhere: one nobody links to this incident, with nothing
+    # but a step of errors (what every cause looks like), does not make a dependency failure.
+    evidence = Evidence(incident=incident(title="Quote errors"), metrics_status="ok",
+                        changes=[change("deploy", 11, service="email-renderer", description="new templates")],
+                        alerts=[alert("QuoteErrorRate", "payment-api 5xx ratio 3% (threshold 1%)")],
+                        metrics=[metric("error_ratio", 0.002, 0.03, onset=9), metric("traffic", 100, 100)])
+    first = top(evidence)
+    assert first["category"] == ABSTAIN and first["recommendation"] == "inconclusive"
+    assert first["confidence_score"] < 0.5
 
 
 def test_the_confidence_map_is_fitted_strictly_increasing_and_keeps_the_ranking() -> None:

@@ -8,9 +8,11 @@ merely the component it names), whether a change came before the symptoms began 
 before, whether a resource grew on its own or in step with the load, whether memory grew before
 the restarts. A fact that another one explains as well counts for less.
 
-The engine commits to its best cause when the evidence for it is decisive: it multiplied the
-cause's prior odds at least threefold, or left it more likely than all the others together.
-Otherwise its first answer is "not enough evidence", low and wide, recommending `inconclusive`.
+Facts any cause would produce (a step of errors or latency, words of the incident that only name a
+component, a change of some other service nobody links to the incident) are generic: together they
+can at most double a cause's odds. The engine commits to its best cause when the evidence specific
+to it is decisive: it multiplied the cause's prior odds at least threefold. Otherwise its first
+answer is "not enough evidence", low and wide, recommending `inconclusive`.
 The confidence shown is the raw posterior passed through a map fitted on the evaluation
 scenarios (`confidence.py`), so that a stated 80% is right about 80% of the time. The credible
 interval is a Wilson interval whose weight grows with the evidence and the feedback, so more
@@ -45,11 +47,12 @@ CATEGORIES: Final[dict[str, float]] = {
     "known_recurrence": 0.06,
 }
 _OTHER: Final = 1.0 - sum(CATEGORIES.values())  # a cause none of the rules knows
-# The engine commits to its best cause when the evidence for it is decisive: it multiplied the
-# cause's prior odds at least threefold, or left it more likely than all the others together.
-# Otherwise its first answer is "not enough evidence".
+# The engine commits to its best cause when the evidence specific to it is decisive: it multiplied the
+# cause's prior odds at least threefold. Otherwise its first answer is "not enough evidence".
 DECISIVE_EVIDENCE: Final = 3.0
-DECISIVE_SHARE: Final = 0.5
+# Facts any cause would produce (a step of errors or latency, words that only name a component, a change
+# of some other service that merely came first) can at most double a cause's odds, and never decide.
+_GENERIC_CAP: Final = math.log(2.0)
 ABSTAIN = "insufficient_evidence"
 _Z90: Final = 1.645
 
@@ -60,22 +63,38 @@ Calibration = Mapping[str, tuple[int, int]]  # category -> (confirmed, rejected)
 class _Case:
     category: str
     log_lr: float = 0.0
+    # The part of log_lr owed to facts any cause would produce: a step of errors or latency, an alert
+    # or words that only name a component, a change of some other service that merely came first.
+    generic: float = 0.0
     weight: float = 0.0  # how much evidence moved it, for the interval's width
     supporting: list[str] = field(default_factory=list)
     contradicting: list[str] = field(default_factory=list)
     subject: str = ""
 
-    def add(self, ratio: float, text: str) -> None:
+    def add(self, ratio: float, text: str, generic: bool = False) -> None:
         if ratio == 1.0:
             return
         self.log_lr += math.log(ratio)
         self.weight += abs(math.log(ratio))
+        if generic:
+            self.generic += math.log(ratio)
         (self.supporting if ratio > 1 else self.contradicting).append(text)
 
-    def explained(self, since: float, text: str) -> None:
-        """Evidence gained since the log-LR was `since` that another fact explains as well counts half."""
-        if self.log_lr > since:
-            self.add(math.exp(-(self.log_lr - since) / 2), text)
+    @property
+    def specific(self) -> float:
+        """The log-LR owed to facts that point at this cause rather than at any."""
+        return self.log_lr - self.generic
+
+    def mark(self) -> tuple[float, float]:
+        return self.log_lr, self.generic
+
+    def explained(self, since: tuple[float, float], text: str) -> None:
+        """Evidence gained since `since` (a `mark()`) that another fact explains as well counts half."""
+        gained = self.log_lr - since[0]
+        if gained > 0:
+            generic_share = min(max((self.generic - since[1]) / gained, 0.0), 1.0)
+            self.add(math.exp(-gained / 2), text)
+            self.generic -= generic_share * gained / 2
 
 
 # -- how facts are cited --------------------------------------------------------------------------
@@ -214,7 +233,7 @@ _WORDING: Final[dict[str, tuple[str, str]]] = {
         r"|bad gateway|gateway time|circuit|connection (error|fail|reset)|cannot connect|could not connect"
         r"|\b429\b|rate.?limit|too many requests|failover|fail(ed)? over|offline|not enough replicas",
         r"database|\bdb\b|postgres|mysql|mongo|redis|memcache|\bcache|elasticsearch|cassandra|dynamo"
-        r"|\bs3\b|third.?party|provider|partner|external|\bapi\b|broker"),
+        r"|\bs3\b|third.?party|provider|partner|external|broker"),
     "traffic_surge": (
         r"traffic|request rate|\brps\b|\bqps\b|surge|spike in (requests|traffic)|ddos|\bbots?\b|crawler|scraper"
         r"|flash sale|campaign|retry storm|thundering herd",
@@ -301,7 +320,8 @@ def _text_rule(e: Evidence, case: _Case) -> None:
     if case.category in modes:
         case.add(2.5, f"the incident detected at {_hhmm(e.incident.detected_at)} says “{_clip(text)}”")
     elif case.category in components and not modes:
-        case.add(1.5, f"the incident detected at {_hhmm(e.incident.detected_at)} mentions “{_clip(text)}”")
+        case.add(1.5, f"the incident detected at {_hhmm(e.incident.detected_at)} mentions “{_clip(text)}”",
+                 generic=True)
 
 
 def _clip(text: str) -> str:
@@ -339,7 +359,8 @@ _DETECTION_LAG: Final = 10.0  # minutes from the start of symptoms to their dete
 
 
 def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: float,
-                 rivals: list[ChangeFact] | None = None, floor: float = 1.0) -> ChangeFact | None:
+                 rivals: list[ChangeFact] | None = None, floor: float = 1.0,
+                 generic: bool = False) -> ChangeFact | None:
     """The change that best explains the symptoms: it counts floor + (1 + strength - floor)·e^(-lead/20 min)
     when it came `lead` minutes before they began, and against its cause when it came after they began.
     A change long before counts as `floor` (for a change of the service itself, as much as no change:
@@ -350,7 +371,7 @@ def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: 
     if before:
         change, lead, when = min(before, key=lambda t: t[1])
         ratio = floor + (1.0 + strength - floor) * math.exp(-max(lead, 0.0) / _CHANGE_FADES)
-        case.add(ratio, _change_text(change) + when)
+        case.add(ratio, _change_text(change) + when, generic)
         nearer = [r for r in rivals or [] if _lead(e, r)[0] >= -2 and r.minutes_before < change.minutes_before]
         if nearer:
             case.add(0.5, "a later change is the nearer suspect: " + _change_text(nearer[0]))
@@ -370,7 +391,7 @@ def _symptoms(e: Evidence, case: _Case) -> None:
     for m in (_errors_up(e), _latency_up(e), restarts):
         if m is not None:
             ratio = 1.0 + 0.5 * _latency_weight(m) if m.signal == "latency_p99" else 1.5
-            case.add(ratio, _metric_text(e, m))
+            case.add(ratio, _metric_text(e, m), generic=True)
 
 
 _NO_DEPLOY: Final = 0.3  # how much no deployment of the service speaks against a deploy regression
@@ -383,12 +404,12 @@ def _own_change(e: Evidence, case: _Case, kinds: tuple[str, ...], rival_kinds: t
     zone, hardware, an expired certificate: nothing a change of the service brings about) explains
     them: then the coincidence counts for less."""
     service = e.incident.service
-    before = case.log_lr
+    before = case.mark()
     chosen = _change_rule(e, case, _in_window(e.changes, kinds, service), strength,
                           _in_window(e.changes, rival_kinds, service), floor)
-    if chosen is not None and case.log_lr > before and _symptomless(e):  # nothing for it to have caused
+    if chosen is not None and case.log_lr > before[0] and _symptomless(e):  # nothing for it to have caused
         steady = [m for m in e.metrics if m.signal in ("error_ratio", "latency_p99", "restarts")]
-        case.add(math.exp(before - case.log_lr), "but nothing rose for it to have caused and no alert fired: "
+        case.add(math.exp(before[0] - case.log_lr), "but nothing rose for it to have caused and no alert fired: "
                  + "; ".join(_metric_text(e, m) for m in steady))
         return chosen
     independent = [a for a in e.alerts if _independent_failure(a)]
@@ -486,7 +507,7 @@ def _saturation(e: Evidence, case: _Case) -> None:
     if onset is not None:
         for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), service):
             if -2 <= change.minutes_before - onset[0] <= 30:
-                case.explained(0.0, _change_text(change) + _lead(e, change)[1])
+                case.explained((0.0, 0.0), _change_text(change) + _lead(e, change)[1])
                 break
 
 
@@ -514,19 +535,39 @@ def _dependency(e: Evidence, case: _Case) -> None:
         ratio = 1.0 + (0.5 if explained else 4.0) * size
         facts = "; ".join(_metric_text(e, m) for m in (latency, errors) if m is not None)
         case.add(ratio, facts + ("" if explained else " with no change, surge, resource or other failure "
-                                                      "to explain it"))
+                                                      "to explain it"), generic=True)
     # A change of another service just before the symptoms: likely something this one calls.
+    # A change of another service just before the symptoms: a suspect when the alerts or the incident name
+    # that service (something this one talks to), otherwise a mere coincidence in time, as in any busy
+    # system where some service is always being changed.
     others = _in_window(e.changes, ("deploy", "config", "feature_flag"), service, other=True)
     if others and (errors is not None or latency is not None):
-        _change_rule(e, case, others, 5.0)
+        named = [c for c in others if _named(e, c.service_name)]
+        if named:
+            _change_rule(e, case, named, 5.0)
+        else:
+            _change_rule(e, case, others, 1.0, generic=True)
     # An alert about a database, cache or service it calls; if the service itself changed just before,
     # the change is the likelier cause of the trouble with what it calls (a new query, a new route).
-    before = case.log_lr
+    before = case.mark()
     _alert_rule(e, case, 8.0, 8.0)
     if own_change is not None:
         case.explained(before, "the service itself changed just before: " + _change_text(own_change))
     if not explained:
         _text_rule(e, case)
+
+
+_NAME_WORDS = re.compile(r"[a-z0-9]{4,}")
+
+
+def _named(e: Evidence, other_service: str) -> bool:
+    """Whether the incident or its alerts name another service: a word of its name (four letters or more)
+    that is not also a word of this service's name."""
+    own = set(_NAME_WORDS.findall(e.incident.service.lower()))
+    words = set(_NAME_WORDS.findall(other_service.lower())) - own
+    said = set(_NAME_WORDS.findall(" ".join([e.incident.title, e.incident.description,
+                                              *(f"{a.name} {a.description}" for a in e.alerts)]).lower()))
+    return bool(words & said)
 
 
 def _error_weight(m: MetricFact) -> float:
@@ -618,7 +659,7 @@ def _credential(e: Evidence, case: _Case) -> None:
 def _backlog(e: Evidence, case: _Case) -> None:
     # A backlog is often what another failure looks like from a queue: when an alert names one, the
     # backlog is its symptom rather than the cause.
-    before = case.log_lr
+    before = case.mark()
     _alert_rule(e, case, 12.0, 2.0)
     other = next((a for a in e.alerts if _alert_causes(a) - {case.category}), None)
     if other is not None:
@@ -716,14 +757,15 @@ def score(evidence: Evidence, calibration: Calibration) -> tuple[list[Scored], b
         rule(evidence, case)
         prior, feedback = _prior(category, calibration)
         cases.append((case, feedback))
-        weights.append(prior * math.exp(case.log_lr))
+        weights.append(prior * math.exp(case.specific + min(case.generic, _GENERIC_CAP)))
     total = sum(weights) + _OTHER
     scored = [Scored(w / total, 3.0 + 2.0 * case.weight + feedback, case)
               for (case, feedback), w in zip(cases, weights, strict=True)]
     scored.sort(key=lambda s: (-s.p, s.case.category))
-    # A cause its prior alone puts first is no finding: deciding takes evidence.
+    # A cause its prior alone puts first is no finding: deciding takes evidence, and evidence that points
+    # at this cause rather than at any (a step of errors is what every cause looks like).
     best = scored[0]
-    return scored, best.case.log_lr >= math.log(DECISIVE_EVIDENCE) or best.p >= DECISIVE_SHARE
+    return scored, best.case.specific >= math.log(DECISIVE_EVIDENCE)
 
 
 def generate_hypotheses(evidence: Evidence, calibration: Calibration, namespace: UUID,
