@@ -186,3 +186,18 @@ def test_the_confidence_map_is_fitted_strictly_increasing_and_keeps_the_ranking(
     assert Platt(1.0, 0.0)(0.37) == 0.37 or abs(Platt(1.0, 0.0)(0.37) - 0.37) < 1e-12
     stored = fitted_map()
     assert stored(0.1) < stored(0.5) < stored(0.9)
+
+
+def test_a_staged_rollout_stays_the_suspect_while_it_widens() -> None:
+    # Errors jumped 7 minutes before detection, when a progressive rollout begun 38 minutes before reached
+    # all the traffic: the rollout, not a dependency, is what an SRE would roll back.
+    staged = ChangeFact(kind="deploy", service_name="payment-api", version="v5.0.0",
+                        description="new rules engine; progressive rollout 10% -> 50% -> 100%",
+                        occurred_at=T0 - timedelta(minutes=38), minutes_before=38)
+    evidence = Evidence(incident=incident(), metrics_status="ok", changes=[staged],
+                        metrics=[metric("error_ratio", 0.002, 0.052, onset=7), metric("traffic", 100, 100)])
+    best = top(evidence)
+    assert best["category"] == "deploy_regression" and best["recommendation"] == "investigate"
+    plain = Evidence(incident=incident(), metrics_status="ok", changes=[deploy(38)],
+                     metrics=[metric("error_ratio", 0.002, 0.052, onset=7), metric("traffic", 100, 100)])
+    assert top(plain)["confidence_score"] < best["confidence_score"]

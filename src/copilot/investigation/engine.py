@@ -355,14 +355,22 @@ def _lead(e: Evidence, change: ChangeFact) -> tuple[float, str]:
 
 
 _CHANGE_FADES: Final = 20.0  # minutes: how fast a change stops explaining symptoms that began after it
+# A staged rollout (canary, progressive, by percentages) reaches more of the traffic long after it starts,
+# and what it breaks grows as it widens: it stays a suspect three times as long.
+_STAGED = re.compile(r"roll.?out|rolling|canary|progressive|staged|phased|gradual", re.IGNORECASE)
 _DETECTION_LAG: Final = 10.0  # minutes from the start of symptoms to their detection, when not measured
+
+
+def _fades(change: ChangeFact) -> float:
+    return _CHANGE_FADES * (3.0 if _STAGED.search(change.description) else 1.0)
 
 
 def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: float,
                  rivals: list[ChangeFact] | None = None, floor: float = 1.0,
                  generic: bool = False) -> ChangeFact | None:
     """The change that best explains the symptoms: it counts floor + (1 + strength - floor)·e^(-lead/20 min)
-    when it came `lead` minutes before they began, and against its cause when it came after they began.
+    (60 min for a staged rollout) when it came `lead` minutes before they began, and against its cause when
+    it came after they began.
     A change long before counts as `floor` (for a change of the service itself, as much as no change:
     the service ran well after it). A rival change of the same service that came later, still before the
     symptoms, is the nearer suspect."""
@@ -370,7 +378,7 @@ def _change_rule(e: Evidence, case: _Case, changes: list[ChangeFact], strength: 
     before = [t for t in timed if t[1] >= -2]
     if before:
         change, lead, when = min(before, key=lambda t: t[1])
-        ratio = floor + (1.0 + strength - floor) * math.exp(-max(lead, 0.0) / _CHANGE_FADES)
+        ratio = floor + (1.0 + strength - floor) * math.exp(-max(lead, 0.0) / _fades(change))
         case.add(ratio, _change_text(change) + when, generic)
         nearer = [r for r in rivals or [] if _lead(e, r)[0] >= -2 and r.minutes_before < change.minutes_before]
         if nearer:
