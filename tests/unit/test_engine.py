@@ -201,3 +201,31 @@ def test_a_staged_rollout_stays_the_suspect_while_it_widens() -> None:
     plain = Evidence(incident=incident(), metrics_status="ok", changes=[deploy(38)],
                      metrics=[metric("error_ratio", 0.002, 0.052, onset=7), metric("traffic", 100, 100)])
     assert top(plain)["confidence_score"] < best["confidence_score"]
+
+
+def fired(name: str, description: str, minutes_before: float, severity: str = "critical") -> AlertFact:
+    return AlertFact(name=name, severity=severity, service="payment-api", description=description, linked=True,
+                     starts_at=T0 - timedelta(minutes=minutes_before))
+
+
+def test_a_pool_that_filled_after_its_database_slowed_is_the_dependencys_failure() -> None:
+    pool = fired("DBConnectionPoolExhausted", "payment-api pool 40/40 in use, 90+ waiters", 18)
+    symptoms = [metric("saturation", 0.4, 0.98, onset=21), metric("latency_p99", 0.2, 5.0, onset=22),
+                metric("error_ratio", 0.002, 0.05, onset=20), metric("traffic", 100, 100)]
+    slowed = Evidence(incident=incident(title="Payments timing out"), metrics_status="ok", metrics=symptoms,
+                      alerts=[fired("PostgresHighCPU", "payments-db CPU > 90% for 5m", 24), pool])
+    best = top(slowed)
+    assert best["category"] == "dependency_failure" and best["recommendation"] == "investigate"
+    assert any("pool filled after" in s for s in best["supporting_evidence"])
+    # The same full pool with nothing wrong with what it connects to is the service running out of it.
+    alone = Evidence(incident=incident(title="Payments timing out"), metrics_status="ok", metrics=symptoms,
+                     alerts=[pool])
+    assert top(alone)["category"] == "resource_saturation"
+
+
+def test_a_queue_that_filled_after_the_load_surged_is_the_surges() -> None:
+    evidence = Evidence(incident=incident(title="Webhook ingest lagging"), metrics_status="ok",
+                        alerts=[fired("WorkQueueNearCapacity", "work queue > 90% full", 20, "warning")],
+                        metrics=[metric("traffic", 100, 410, onset=24), metric("cpu", 0.6, 1.8, onset=23),
+                                 metric("saturation", 0.4, 0.95, onset=22), metric("latency_p99", 0.2, 2.5, onset=22)])
+    assert top(evidence)["category"] == "traffic_surge"

@@ -264,6 +264,7 @@ _CREDENTIAL_CHANGE = re.compile(r"rotat|renew|\bcert|secret|credential|password|
                                 re.IGNORECASE)
 
 
+_UNAVAILABLE = re.compile(r"(instance|host).{0,12}down|unreachable", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -274,6 +275,11 @@ def _names(text: str) -> tuple[set[str], set[str]]:
     """
     text = _CAMEL.sub(" ", text).replace("_", " ")
     strong = {c for c, (rx, _) in _COMPILED.items() if rx.search(text)}
+    # A database, cache or broker that is down or unreachable is a dependency failing, not the platform,
+    # unless the platform's own failure (a node, a zone, hardware) is named as well.
+    if ("infrastructure_failure" in strong and _COMPILED["dependency_failure"][1].search(text)
+            and not _COMPILED["infrastructure_failure"][0].search(_UNAVAILABLE.sub(" ", text))):
+        strong = strong - {"infrastructure_failure"} | {"dependency_failure"}
     weak = {c for c, (_, rx) in _COMPILED.items() if rx.search(text)} - strong
     return strong, weak
 
@@ -470,6 +476,7 @@ def _config(e: Evidence, case: _Case) -> None:
 def _saturation(e: Evidence, case: _Case) -> None:
     service = e.incident.service
     surge = _surge(e)
+    start = case.mark()
     rose = False
     flat: list[MetricFact] = []
     for signal in ("cpu", "memory"):
@@ -516,7 +523,52 @@ def _saturation(e: Evidence, case: _Case) -> None:
         for change in _in_window(e.changes, ("deploy", "config", "feature_flag"), service):
             if -2 <= change.minutes_before - onset[0] <= 30:
                 case.explained((0.0, 0.0), _change_text(change) + _lead(e, change)[1])
-                break
+                return
+    # A resource that filled after the load surged, or a pool that filled after what it connects to began
+    # to fail or slow down, is the symptom of that: requests held longer, or more of them, fill any pool.
+    driver = _saturation_driver(e)
+    if driver is not None:
+        case.explained(start, driver)
+
+
+def _filled_at(e: Evidence) -> float:
+    """When a resource of the service began to fill (minutes before detection; detection when not measured)."""
+    onsets = [m.onset_minutes_before for m in (_rose(e, "cpu"), _rose(e, "memory"), _rose(e, "saturation", 20.0))
+              if m is not None and m.onset_minutes_before is not None]
+    return max(onsets, default=0.0)
+
+
+def _saturation_driver(e: Evidence) -> str | None:
+    """What filled the service's resources, when it began first: a surge of the load, or a dependency failing."""
+    filled = _filled_at(e)
+    surge = _surge(e)
+    if surge is not None and (surge.onset_minutes_before or 0.0) >= filled - 2:
+        return "the load surged first and fills whatever it uses: " + _metric_text(e, surge)
+    trouble = _pool_behind(e)
+    if trouble is not None:
+        return "what the service's pool connects to was failing first: " + _alert_text(trouble)
+    return None
+
+
+_POOL: Final = re.compile(r"\bpool|connections?\b.{0,20}(exhaust|limit|max)|max.?connections", re.IGNORECASE)
+
+
+def _pool_behind(e: Evidence) -> AlertFact | None:
+    """An alert that a database, cache, broker or provider the service uses was down, strained or timing out,
+    from before the service's own resources (its connection pool) began to fill."""
+    if _at_capacity(e) is None and _rose(e, "saturation", 20.0) is None and not any(
+            _POOL.search(f"{a.name} {a.description}") for a in e.alerts):
+        return None
+    filled = _filled_at(e)
+    for alert in e.alerts:
+        text = _CAMEL.sub(" ", f"{alert.name} {alert.description}")
+        modes, _components = _names(text)
+        if (_COMPILED["dependency_failure"][1].search(text) or "dependency_failure" in modes) \
+                and modes & {"dependency_failure", "infrastructure_failure", "resource_saturation"} \
+                and not _POOL.search(text) \
+                and (e.incident.detected_at - alert.starts_at).total_seconds() / 60 >= filled - 2:
+            return alert
+    return None
 
 
 def _oom_restarts(e: Evidence) -> tuple[MetricFact, MetricFact] | None:
@@ -544,7 +596,6 @@ def _dependency(e: Evidence, case: _Case) -> None:
         facts = "; ".join(_metric_text(e, m) for m in (latency, errors) if m is not None)
         case.add(ratio, facts + ("" if explained else " with no change, surge, resource or other failure "
                                                       "to explain it"), generic=True)
-    # A change of another service just before the symptoms: likely something this one calls.
     # A change of another service just before the symptoms: a suspect when the alerts or the incident name
     # that service (something this one talks to), otherwise a mere coincidence in time, as in any busy
     # system where some service is always being changed.
@@ -559,6 +610,13 @@ def _dependency(e: Evidence, case: _Case) -> None:
     # the change is the likelier cause of the trouble with what it calls (a new query, a new route).
     before = case.mark()
     _alert_rule(e, case, 8.0, 8.0)
+    # Its pool filled after what it connects to began to fail: the pool is the symptom, the dependency the
+    # cause (a slower answer holds each connection longer), and the full pool is what it predicts.
+    trouble = _pool_behind(e)
+    if trouble is not None and _surge(e) is None:
+        if trouble not in _alerts_naming(e, case.category)[0]:
+            _alert_counts(e, case, trouble, 8.0)
+        case.add(4.0, "the service's connection pool filled after that: what a slow or failing dependency does")
     if own_change is not None:
         case.explained(before, "the service itself changed just before: " + _change_text(own_change))
     if not explained:
