@@ -229,3 +229,27 @@ def test_a_queue_that_filled_after_the_load_surged_is_the_surges() -> None:
                         metrics=[metric("traffic", 100, 410, onset=24), metric("cpu", 0.6, 1.8, onset=23),
                                  metric("saturation", 0.4, 0.95, onset=22), metric("latency_p99", 0.2, 2.5, onset=22)])
     assert top(evidence)["category"] == "traffic_surge"
+
+
+def past(title: str, category: str, days: float, score: float, claim: str = "") -> SimilarFact:
+    return SimilarFact(incident_id=uuid4(), title=title, service_name="payment-api", score=score,
+                       detected_at=T0 - timedelta(days=days), confirmed_category=category,
+                       confirmed_claim=claim or title)
+
+
+def test_a_known_problem_confirmed_twice_beats_the_symptoms_it_shows_again() -> None:
+    # The pool fills again as it did twice in the last weeks, both times confirmed as the same cause:
+    # the recurrence, not a fresh saturation, and not the more alike but differently caused incident.
+    similar = [past("Payments 500s after provider API change", "dependency_failure", 60, 0.504),
+               past("Payments timing out after midnight", "resource_saturation", 7, 0.502,
+                    "nightly job locks the rates table; queries block and exhaust the pool"),
+               past("Midnight payments latency spike", "resource_saturation", 21, 0.477)]
+    evidence = Evidence(incident=incident(title="Payments slow"), metrics_status="ok", similar=similar,
+                        novelty="frequent",
+                        alerts=[fired("DBPoolSaturated", "payment-api pool 100% in use", 3, "warning")],
+                        metrics=[metric("saturation", 0.4, 1.0, onset=4), metric("latency_p99", 0.2, 4.2, onset=4),
+                                 metric("traffic", 100, 100)])
+    best = top(evidence)
+    assert best["category"] == "known_recurrence"
+    assert "exhaust the pool" in best["claim"]
+    assert any("points at resource saturation again" in s for s in best["supporting_evidence"])

@@ -30,7 +30,7 @@ from typing import Any, Final
 from uuid import UUID, uuid5
 
 from copilot.investigation.confidence import ConfidenceMap, fitted_map
-from copilot.investigation.evidence import AlertFact, ChangeFact, Evidence, MetricFact
+from copilot.investigation.evidence import AlertFact, ChangeFact, Evidence, MetricFact, SimilarFact
 
 __all__ = ["ABSTAIN", "CATEGORIES", "Calibration", "credible_interval", "generate_hypotheses", "score"]
 
@@ -733,18 +733,43 @@ def _backlog(e: Evidence, case: _Case) -> None:
     _text_rule(e, case)
 
 
+_ALIKE: Final = 0.5  # similarity from which a past incident is taken for the same kind of incident
+
+
 def _recurrence(e: Evidence, case: _Case) -> None:
-    confirmed = [s for s in e.similar if s.confirmed_category and s.score >= 0.5]
+    confirmed = [s for s in e.similar if s.confirmed_category and s.score >= _ALIKE]
     if confirmed:
-        best = confirmed[0]
+        # The known problem that fits best: the alike past incident whose confirmed cause was confirmed
+        # again for this service, and that today's evidence points at as well, before the merely most alike.
+        best, again, fits = max(((s, *_known_problem(e, s)) for s in confirmed),
+                                key=lambda t: (len(t[1]) + (t[2] is not None), t[0].score))
         case.add(4.0 + 16.0 * best.score**2, f"similar incident “{best.title}” on {best.detected_at:%Y-%m-%d} "
                                          f"(similarity {best.score:.2f}) was confirmed as {best.confirmed_category}")
+        for other in again[:2]:  # the same cause confirmed again: a pattern, not a coincidence
+            case.add(math.sqrt(4.0 + 16.0 * other.score**2),
+                     f"incident “{other.title}” on {other.detected_at:%Y-%m-%d} was confirmed as the same cause")
+        if fits is not None:  # what the known problem would look like is what is seen now
+            case.add(math.exp(fits.specific), f"today's evidence points at {fits.category.replace('_', ' ')} "
+                                              f"again: " + "; ".join(fits.supporting[:2]))
         case.subject = best.confirmed_claim or best.title
     elif e.similar and e.similar[0].score >= 0.5:
         case.add(1.5, f"similar incident “{e.similar[0].title}” on {e.similar[0].detected_at:%Y-%m-%d}, "
                       "cause never confirmed")
     if e.novelty == "new":
         case.add(0.5, "no past incident of this project resembles this one (similarity 0.3 or more)")
+
+
+def _known_problem(e: Evidence, past: SimilarFact) -> tuple[list[SimilarFact], _Case | None]:
+    """The other past incidents of this service (or alike) confirmed with the same cause as `past`, and that
+    cause's case today when its specific evidence is decisive on its own."""
+    again = [s for s in e.similar if s is not past and s.confirmed_category == past.confirmed_category
+             and (s.service_name == e.incident.service or s.score >= _ALIKE)]
+    now = _Case(past.confirmed_category or "")
+    rule = _RULES.get(now.category)
+    if rule is None or rule is _recurrence:
+        return again, None
+    rule(e, now)
+    return again, now if now.specific >= math.log(DECISIVE_EVIDENCE) else None
 
 
 _RULES: Final[dict[str, Callable[[Evidence, _Case], None]]] = {
