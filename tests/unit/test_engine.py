@@ -253,3 +253,16 @@ def test_a_known_problem_confirmed_twice_beats_the_symptoms_it_shows_again() -> 
     assert best["category"] == "known_recurrence"
     assert "exhaust the pool" in best["claim"]
     assert any("points at resource saturation again" in s for s in best["supporting_evidence"])
+
+
+def test_timeouts_to_a_database_that_began_after_the_network_failed_are_the_platforms() -> None:
+    evidence = Evidence(incident=incident(title="Inventory sync timing out"), metrics_status="ok",
+                        alerts=[fired("CloudHealthEvent", "increased packet loss for instances in one zone", 14,
+                                      "warning"),
+                                fired("PostgresClientTimeouts", "payment-api -> inventory-db timeouts", 10, "warning")],
+                        metrics=[metric("latency_p99", 0.2, 3.1, onset=11),
+                                 metric("error_ratio", 0.002, 0.07, onset=11), metric("traffic", 100, 100)])
+    best = top(evidence)
+    assert best["category"] == "infrastructure_failure"
+    dependency = next(h for h in generate_hypotheses(evidence, {}, uuid4()) if h["category"] == "dependency_failure")
+    assert any("platform under it was failing first" in s for s in dependency["contradicting_evidence"])

@@ -619,6 +619,12 @@ def _dependency(e: Evidence, case: _Case) -> None:
         case.add(4.0, "the service's connection pool filled after that: what a slow or failing dependency does")
     if own_change is not None:
         case.explained(before, "the service itself changed just before: " + _change_text(own_change))
+    else:  # calls to what it uses fail, from everywhere at once, when the platform under it fails (a network)
+        dependency_alerts = _alerts_naming(e, case.category)[0]
+        platform = next((a for a in e.alerts if "infrastructure_failure" in _alert_causes(a)
+                         and all(a.starts_at <= d.starts_at for d in dependency_alerts)), None)
+        if platform is not None:
+            case.explained(before, "the platform under it was failing first: " + _alert_text(platform))
     if not explained:
         _text_rule(e, case)
 
