@@ -266,3 +266,16 @@ def test_timeouts_to_a_database_that_began_after_the_network_failed_are_the_plat
     assert best["category"] == "infrastructure_failure"
     dependency = next(h for h in generate_hypotheses(evidence, {}, uuid4()) if h["category"] == "dependency_failure")
     assert any("platform under it was failing first" in s for s in dependency["contradicting_evidence"])
+
+
+def test_words_that_clear_something_do_not_count_for_it() -> None:
+    said = IncidentFact(id=uuid4(), title="Search slow", service="payment-api", severity="high", detected_at=T0,
+                        description="p99 way up since lunch. Traffic looks like a normal weekday. "
+                                    "search-db looks healthy on its dashboard.")
+    evidence = Evidence(incident=said, metrics_status="ok", changes=[deploy(12)],
+                        metrics=[metric("latency_p99", 0.2, 1.8, onset=10), metric("traffic", 100, 101)])
+    scored, decisive = score(evidence, {})
+    cases = {s.case.category: s.case for s in scored}
+    assert not any("says" in s for s in cases["traffic_surge"].supporting)
+    assert not any("mentions" in s for s in cases["dependency_failure"].supporting)
+    assert decisive and scored[0].case.category == "deploy_regression"

@@ -319,9 +319,22 @@ def _alert_counts(e: Evidence, case: _Case, alert: AlertFact, ratio: float) -> N
         case.add(ratio, _alert_text(alert))
 
 
+# A sentence that clears something ("orders-db looks fine", "traffic is normal", "no errors on their side")
+# rules it out rather than in: the incident's words are read without such sentences.
+_CLEARED: Final = re.compile(r"\b(normal|fine|healthy|unchanged|flat|stable|as usual|in line with|no errors?"
+                             r"|looks? (ok|okay|good))\b", re.IGNORECASE)
+_SENTENCE: Final = re.compile(r"(?<=[.;!?])\s+|\n+")
+
+
+def _said(e: Evidence) -> str:
+    """The incident's title and description, less the sentences that say something is fine."""
+    sentences = _SENTENCE.split(f"{e.incident.title}. {e.incident.description}")
+    return " ".join(s for s in sentences if not _CLEARED.search(s)).strip()
+
+
 def _text_rule(e: Evidence, case: _Case) -> None:
     """The incident's own words: what a person saw, a hint rather than a measurement."""
-    text = f"{e.incident.title} {e.incident.description}".strip()
+    text = _said(e)
     modes, components = _names(text)
     if case.category in modes:
         case.add(2.5, f"the incident detected at {_hhmm(e.incident.detected_at)} says “{_clip(text)}”")
@@ -586,7 +599,7 @@ def _dependency(e: Evidence, case: _Case) -> None:
     # Errors or latency with nothing else to explain them point at what the service calls, by elimination,
     # and the more so the larger they are. Other explanations: another failure named by an alert, a surge
     # of the load, a resource of the service itself running out, a change of the service itself.
-    others_named = (_causes_named(e) | _names(f"{e.incident.title} {e.incident.description}")[0]) - {case.category}
+    others_named = (_causes_named(e) | _names(_said(e))[0]) - {case.category}
     own_resource = any(_rose(e, signal) is not None for signal in ("cpu", "memory")) or _at_capacity(e) is not None
     own_change = _recent_own_change(e)
     explained = bool(others_named) or _surge(e) is not None or own_resource or own_change is not None
@@ -637,8 +650,7 @@ def _named(e: Evidence, other_service: str) -> bool:
     that is not also a word of this service's name."""
     own = set(_NAME_WORDS.findall(e.incident.service.lower()))
     words = set(_NAME_WORDS.findall(other_service.lower())) - own
-    said = set(_NAME_WORDS.findall(" ".join([e.incident.title, e.incident.description,
-                                              *(f"{a.name} {a.description}" for a in e.alerts)]).lower()))
+    said = set(_NAME_WORDS.findall(" ".join([_said(e), *(f"{a.name} {a.description}" for a in e.alerts)]).lower()))
     return bool(words & said)
 
 
@@ -700,7 +712,7 @@ def _infrastructure(e: Evidence, case: _Case) -> None:
 
 
 def _credential(e: Evidence, case: _Case) -> None:
-    text = f"{e.incident.title} {e.incident.description}"
+    text = _said(e)
     # An expiry named outright is close to proof; TLS or authentication failures point at one.
     failing, mentions = _alerts_naming(e, "expired_credential")
     expiry = [a for a in failing if _EXPIRY.search(f"{a.name} {a.description}")
