@@ -279,3 +279,14 @@ def test_words_that_clear_something_do_not_count_for_it() -> None:
     assert not any("says" in s for s in cases["traffic_surge"].supporting)
     assert not any("mentions" in s for s in cases["dependency_failure"].supporting)
     assert decisive and scored[0].case.category == "deploy_regression"
+
+
+def test_an_informational_alert_counts_for_less_than_one_that_pages() -> None:
+    def dependency_confidence(severity: str) -> float:
+        evidence = Evidence(incident=incident(title="Checkout errors"), metrics_status="ok",
+                            alerts=[fired("ProviderLatencyElevated", "payments provider timeouts above threshold", 20,
+                                          severity)],
+                            metrics=[metric("error_ratio", 0.002, 0.04, onset=10), metric("traffic", 100, 100)])
+        return next(h["confidence_score"] for h in generate_hypotheses(evidence, {}, uuid4())
+                    if h["category"] == "dependency_failure")
+    assert dependency_confidence("info") < dependency_confidence("critical")

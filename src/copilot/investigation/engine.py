@@ -309,12 +309,15 @@ def _alert_rule(e: Evidence, case: _Case, strong_ratio: float, weak_ratio: float
 
 
 _STALE: Final = 60.0  # minutes: an alert firing this long before detection was there before the trouble
+_FYI: Final = frozenset({"info", "informational", "none"})  # severities that page nobody
 
 
 def _alert_counts(e: Evidence, case: _Case, alert: AlertFact, ratio: float) -> None:
     firing = (e.incident.detected_at - alert.starts_at).total_seconds() / 60
     if firing > _STALE:
         case.add(math.sqrt(ratio), _alert_text(alert) + f", {firing:.0f} minutes before detection")
+    elif alert.severity.lower() in _FYI:  # below the bar anyone set for acting on it
+        case.add(math.sqrt(ratio), _alert_text(alert) + ", informational only")
     else:
         case.add(ratio, _alert_text(alert))
 
