@@ -2,16 +2,15 @@
 
 It follows the log (tracking row `investigator`) for `Incident.Detected` (open an
 investigation and start its first run) and `Investigation.RunStarted` (a run someone asked
-for). Each step is appended as it starts and as it ends, so after a crash the next
-investigator resumes the run at its first unfinished step. On PostgreSQL one investigator
-is active at a time (an advisory lock); the aggregate's optimistic concurrency guards the
-rest.
+for). Steps are appended as they finish (a step that waits on another system also as it
+starts), so after a crash the next investigator resumes the run at its first unrecorded
+step. On PostgreSQL one investigator is active at a time (an advisory lock); the aggregate's
+optimistic concurrency guards the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +53,9 @@ _PG_INVESTIGATOR_LOCK = 0x5C0_93_01
 _DETECTED = get_topic(event_type(Incident, "Detected"))
 _REMOTE_STEPS = frozenset({"query_metrics"})
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
+_TRIGGERS = (_DETECTED, _RUN_STARTED)
+_BATCH = 100
+CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
 
 
 def _builtins(value: Any) -> Any:
@@ -74,33 +76,66 @@ class Investigator(LogFollower):
         self.now = now
 
     async def step(self) -> bool:
-        """Handle the triggers in the next batch of the log; False when there was nothing new."""
-        notifications = await asyncio.to_thread(
-            self.store.recorder.select_notifications, self.position, 100, None, (), inclusive_of_start=False)
-        if not notifications:
+        """Handle the triggers in the next stretch of the log; False when there was nothing new.
+
+        Only trigger events are read. Their investigations run concurrently (one task per
+        investigation, at most CONCURRENCY at once): each one mostly waits on commits and
+        queries, and the group-commit recorder writes their appends together. The position
+        is saved once the whole stretch is handled; after a crash its triggers are handled
+        again, which resumes their runs where the log says they stand.
+        """
+        head = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
+        if head <= self.position:
             return False
-        for notification in notifications:
-            if self._stopping:
-                return True
+        triggers = await asyncio.to_thread(
+            self.store.recorder.select_notifications, self.position, _BATCH, head, _TRIGGERS,
+            inclusive_of_start=False)
+        by_investigation: dict[UUID, list[tuple[UUID, bool]]] = {}  # (incident or investigation id, detected)
+        for notification in triggers:
             if notification.topic == _DETECTED:
-                await self.investigate(notification.originator_id, trigger="detected")
-            elif notification.topic == _RUN_STARTED:
-                investigation = await asyncio.to_thread(self.store.find, Investigation, notification.originator_id)
-                if investigation is not None:
-                    await self.investigate(investigation.incident_id, trigger=None)
-            self.position = notification.id
-            await asyncio.to_thread(self.save_position, self.position)
+                incident_id = notification.originator_id
+                by_investigation.setdefault(Investigation.create_id(incident_id), []).append((incident_id, True))
+            else:
+                started = self.store.app.mapper.to_domain_event(notification)
+                if getattr(started, "trigger", None) != "detected":  # that run is driven from its Detected
+                    by_investigation.setdefault(notification.originator_id, []).append(
+                        (notification.originator_id, False))
+        if by_investigation:
+            limit = asyncio.Semaphore(CONCURRENCY)
+
+            async def drive(work: list[tuple[UUID, bool]]) -> None:
+                async with limit:
+                    for ident, detected in work:
+                        if self._stopping:
+                            return
+                        if detected:
+                            await self.investigate(ident, trigger="detected")
+                            continue
+                        asked = await asyncio.to_thread(self.store.find, Investigation, ident)
+                        if asked is not None:
+                            await self.investigate(asked.incident_id, trigger=None)
+
+            await asyncio.gather(*(drive(work) for work in by_investigation.values()))
+        if self._stopping:
+            return True
+        self.position = triggers[-1].id if len(triggers) == _BATCH else head
+        await asyncio.to_thread(self.save_position, self.position)
         return True
 
     # -- one investigation ------------------------------------------------------------------
 
     async def investigate(self, incident_id: UUID, trigger: str | None) -> None:
-        """Open (for `detected`) and advance the incident's investigation until its run is finished."""
+        """Open (for `detected`) and advance the incident's investigation until its run is finished.
+
+        Local steps are kept in hand and appended with the next step that waits on another
+        system (it shows as running meanwhile) or with the end of the run: one or two commits
+        per investigation. After a crash, steps that were not appended run again.
+        """
         if trigger is not None:
-            opened = await asyncio.to_thread(self._open, incident_id, trigger)
-            if not opened:
-                return
-        investigation = await asyncio.to_thread(self.store.find, Investigation, Investigation.create_id(incident_id))
+            investigation = await asyncio.to_thread(self._open, incident_id, trigger)
+        else:
+            investigation = await asyncio.to_thread(self.store.find, Investigation,
+                                                    Investigation.create_id(incident_id))
         fact: IncidentFact | None = None
         for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
             if investigation is None:
@@ -119,7 +154,7 @@ class Investigator(LogFollower):
                 await self._run_step(investigation, step, fact)
             except ConcurrentWriteError:
                 # Someone else moved it: reload and decide again. Otherwise the aggregate in
-                # hand is the stored one, so the next step needs no reload.
+                # hand is the stored one plus what this run has done, so no reload is needed.
                 investigation = await asyncio.to_thread(self.store.find, Investigation,
                                                         Investigation.create_id(incident_id))
 
@@ -129,17 +164,15 @@ class Investigator(LogFollower):
                             service=incident.service_name, severity=incident.severity,
                             detected_at=incident.detected_at)
 
-    def _open(self, incident_id: UUID, trigger: str) -> bool:
+    def _open(self, incident_id: UUID, trigger: str) -> Investigation | None:
+        """The incident's investigation, opened with its first run started (not yet appended)."""
         incident = self.store.find(Incident, incident_id)
         if incident is None:
-            return False
+            return None
         investigation = open_investigation(self.store, incident)
-        if investigation.run > 0:
-            return True  # already opened (a replayed Detected): just advance it
-        investigation.start_run(trigger, None)
-        with contextlib.suppress(ConcurrentWriteError):  # another investigator opened it first
-            self.store.append(investigation)
-        return True
+        if investigation.run == 0:  # otherwise already opened (a replayed Detected): just advance it
+            investigation.start_run(trigger, None)
+        return investigation
 
     async def _append(self, investigation: Investigation) -> None:
         await asyncio.to_thread(self.store.append, investigation)
@@ -147,9 +180,8 @@ class Investigator(LogFollower):
     async def _run_step(self, investigation: Investigation, step: str, fact: IncidentFact) -> None:
         investigation.start_step(step)
         if step in _REMOTE_STEPS or (step == "generate" and self.llm is not None):
-            # A step that waits on another system shows as running while it does. A local step's
-            # start and end are appended together: one commit instead of two, and after a crash
-            # between them it simply runs again.
+            # A step that waits on another system shows as running while it does (appended with
+            # the local steps before it). A local step is appended with whatever comes next.
             await self._append(investigation)
         started = time.perf_counter()
         try:
@@ -172,7 +204,6 @@ class Investigator(LogFollower):
                                        evidence_fingerprint=findings["fingerprint"], cached=findings["cached"])
         if self.metrics is not None:
             self.metrics.step_seconds.labels(step, investigation.steps[step]).observe(time.perf_counter() - started)
-        await self._append(investigation)
 
     async def _do(self, step: str, investigation: Investigation, incident: IncidentFact) -> Found:
         project_id = investigation.project_id
