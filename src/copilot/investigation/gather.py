@@ -7,6 +7,7 @@ step as failed and goes on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,11 +53,12 @@ class Found:
     facts: Any
 
 
-def tokens(text: str) -> set[str]:
-    return {w for w in _WORDS.findall(text.lower()) if len(w) > 2}
+@functools.lru_cache(maxsize=8192)  # past incidents' texts come back in every lookup
+def tokens(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORDS.findall(text.lower()) if len(w) > 2)
 
 
-def similarity(service: str, words: set[str], alerts: set[str], other_service: str, other_text: str,
+def similarity(service: str, words: frozenset[str], alerts: set[str], other_service: str, other_text: str,
                other_alerts: set[str]) -> float:
     """How alike two incidents are: same service, shared words (Jaccard), shared alert names."""
     theirs = tokens(other_text)
@@ -131,9 +133,11 @@ class Gatherer:
             " ORDER BY i.detected_at DESC LIMIT 500",
             {"project_id": project_id, "id": incident.id, "t0": incident.detected_at},
         )
-        alert_rows = self.db.fetch_all(
-            "SELECT incident_id, name FROM alerts WHERE project_id = :project_id AND incident_id IS NOT NULL",
-            {"project_id": project_id},
+        alert_rows = self.db.fetch_all(  # the alerts of this incident and of the candidates above
+            "SELECT incident_id, name FROM alerts WHERE project_id = :project_id AND (incident_id = :id"
+            " OR incident_id IN (SELECT id FROM incidents WHERE project_id = :project_id AND id <> :id"
+            " AND detected_at < :t0 ORDER BY detected_at DESC LIMIT 500))",
+            {"project_id": project_id, "id": incident.id, "t0": incident.detected_at},
         )
         alerts_by_incident: dict[Any, set[str]] = {}
         for row in alert_rows:
