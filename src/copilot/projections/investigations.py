@@ -14,9 +14,18 @@ from copilot.projections.db import Transaction
 
 __all__ = ["InvestigationsProjection"]
 
+_KNOWN_LIMIT = 100_000
+
+
 class InvestigationsProjection(Projection):
     name = "investigations"
     tables = ("changes", "investigations", "investigation_steps", "hypotheses")
+
+    def __init__(self) -> None:
+        # investigation id -> (incident id, project id): fixed when it is opened, so remembered
+        # instead of read back for every step (a read in the middle of a batch is a round trip).
+        self._known: dict[Any, tuple[Any, Any]] = {}
+        super().__init__()
 
     def handlers(self) -> dict[type[DomainEvent], Handler]:
         i = Investigation
@@ -45,11 +54,23 @@ class InvestigationsProjection(Projection):
         )
 
     def _incident_of(self, tx: Transaction, investigation_id: Any) -> Any:
+        known = self._known.get(investigation_id)
+        if known is not None:
+            return known
         row = tx.fetch_one("SELECT incident_id, project_id FROM investigations WHERE investigation_id = :id",
                            {"id": investigation_id})
-        return (row["incident_id"], row["project_id"]) if row else (None, None)
+        if row is None:
+            return (None, None)
+        return self._remember(investigation_id, row["incident_id"], row["project_id"])
+
+    def _remember(self, investigation_id: Any, incident_id: Any, project_id: Any) -> tuple[Any, Any]:
+        if len(self._known) >= _KNOWN_LIMIT:
+            self._known.clear()
+        self._known[investigation_id] = (incident_id, project_id)
+        return incident_id, project_id
 
     def _opened(self, tx: Transaction, e: Any) -> None:
+        self._remember(e.originator_id, e.incident_id, e.project_id)
         tx.execute(
             "INSERT INTO investigations (incident_id, investigation_id, project_id, run, status, trigger,"
             " started_at) VALUES (:incident_id, :id, :project_id, 0, 'new', '', :at)"

@@ -135,7 +135,9 @@ class ProjectionRunner:
         # One transaction for the whole batch: every projection's rows and tracking commit together,
         # one commit instead of one per projection.
         with self.db.transaction() as tx:
-            reached = {p.name: self._apply(tx, p, notifications, decoded, last) for p in behind}
+            done = self._lock_positions(tx, [p.name for p in behind])
+            reached = {p.name: self._apply(tx, p, notifications, decoded, last, done.get(p.name, 0))
+                       for p in behind}
         self._positions.update(reached)
         self._release_waiters()
         return len(notifications)
@@ -144,17 +146,21 @@ class ProjectionRunner:
         mapper = self.store.app.mapper
         return {n.id: mapper.to_domain_event(n) for n in notifications if n.topic in self._handled}
 
+    def _lock_positions(self, tx: Transaction, names: list[str]) -> dict[str, int]:
+        """Re-read the positions under the write lock, all in one query: another projector may
+        have done this batch."""
+        marks = {f"n{i}": name for i, name in enumerate(names)}
+        rows = tx.fetch_all(
+            f"SELECT name, position FROM projection_tracking WHERE name IN ({', '.join(':' + k for k in marks)}) ORDER BY name"
+            + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
+            marks,
+        )
+        return {row["name"]: int(row["position"]) for row in rows}
+
     def _apply(
         self, tx: Transaction, projection: Projection, notifications: Sequence[Notification],
-        decoded: dict[int, Any], last: int,
+        decoded: dict[int, Any], last: int, done: int,
     ) -> int:
-        # Re-read under the write lock: another projector may have done this batch.
-        row = tx.fetch_one(
-            "SELECT position FROM projection_tracking WHERE name = :name"
-            + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
-            {"name": projection.name},
-        )
-        done = int(row["position"]) if row else 0
         for notification in notifications:
             if notification.id > done and notification.topic in projection.topics:
                 projection.apply(tx, notification.topic, decoded[notification.id], notification.id)
