@@ -76,6 +76,9 @@ class PublicEventEncoder:
         self._load_project = load_project or (lambda _id: None)
         self._load_session = load_session or (lambda _id: None)
         self._scopes: dict[UUID, Scope] = {}
+        # investigation id -> its incident and scope, known from the incident's Detected (an
+        # investigation's id derives from its incident's), so most hypotheses need no load.
+        self._investigations: dict[UUID, tuple[UUID, Scope]] = {}
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
             get_topic(Incident.StateChanged): self._incident_state_changed,
@@ -105,9 +108,11 @@ class PublicEventEncoder:
         return scope
 
     def _remember(self, incident_id: UUID, scope: Scope) -> None:
-        if len(self._scopes) > 100_000:
-            self._scopes.clear()  # bounded; misses fall back to the event store
+        if len(self._scopes) > 100_000:  # bounded; misses fall back to the event store
+            self._scopes.clear()
+            self._investigations.clear()
         self._scopes[incident_id] = scope
+        self._investigations[Investigation.create_id(incident_id)] = (incident_id, scope)
 
     def _incident_detected(self, e: Any, position: int) -> PublicEvent:
         self._remember(e.originator_id, (e.tenant_id, e.project_id))
@@ -160,17 +165,21 @@ class PublicEventEncoder:
         })
 
     def _hypotheses_generated(self, e: Any, position: int) -> PublicEvent | None:
-        investigation = self._load_investigation(e.originator_id)
-        if investigation is None:
-            return None
+        known = self._investigations.get(e.originator_id)
+        if known is None:
+            investigation = self._load_investigation(e.originator_id)
+            if investigation is None:
+                return None
+            known = (investigation.incident_id, (investigation.tenant_id, investigation.project_id))
+        incident_id, (tenant_id, project_id) = known
         top = e.hypotheses[0] if e.hypotheses else None
         return PublicEvent(
             type="hypothesis.generated",
             data={"count": len(e.hypotheses), "run": e.run, "cached": e.cached,
                   "top_hypothesis": None if top is None else {
                       "id": top["id"], "claim": top["claim"], "confidence_score": top["confidence_score"]}},
-            timestamp=e.timestamp, position=position, tenant_id=investigation.tenant_id,
-            project_id=investigation.project_id, channel="hypotheses", incident_id=investigation.incident_id,
+            timestamp=e.timestamp, position=position, tenant_id=tenant_id, project_id=project_id,
+            channel="hypotheses", incident_id=incident_id,
         )
 
     # -- access control: gateways close the connections these name ----------------------------
