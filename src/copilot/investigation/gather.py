@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -144,21 +145,19 @@ class Gatherer:
             alerts_by_incident.setdefault(row["incident_id"], set()).add(row["name"])
         mine = alerts_by_incident.get(incident.id, set())
         words = tokens(f"{incident.title} {incident.description}")
-        best: dict[Any, SimilarFact] = {}
+        best: dict[Any, tuple[float, Any]] = {}  # incident id -> (score, row); a confirmed cause's row wins
         for r in rows:
             score = similarity(incident.service, words, mine, r["service_name"],
                                f"{r['title']} {r['description']}", alerts_by_incident.get(r["id"], set()))
-            if score < 0.3:
-                continue
-            fact = SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
-                               detected_at=r["detected_at"], score=score, confirmed_category=r["category"],
-                               confirmed_claim=r["claim"])
-            if r["id"] not in best or fact.confirmed_category:
-                best[r["id"]] = fact
-        ranked = sorted(best.values(), key=lambda f: (-f.score, -f.detected_at.timestamp()))[:5]
+            if score >= 0.3 and (r["id"] not in best or r["category"]):
+                best[r["id"]] = (score, r)
+        top = heapq.nsmallest(5, best.values(), key=lambda sr: (-sr[0], -sr[1]["detected_at"].timestamp()))
+        ranked = [SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
+                              detected_at=r["detected_at"], score=score, confirmed_category=r["category"],
+                              confirmed_claim=r["claim"]) for score, r in top]
         month_ago = incident.detected_at - timedelta(days=30)
-        recent = [f for f in best.values() if f.score >= 0.5 and f.detected_at >= month_ago]
-        novelty = "frequent" if len(recent) >= 3 else "rare" if best else "new"
+        recent = sum(1 for score, r in best.values() if score >= 0.5 and r["detected_at"] >= month_ago)
+        novelty = "frequent" if recent >= 3 else "rare" if best else "new"
         return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
 
     # -- calibration ------------------------------------------------------------------------

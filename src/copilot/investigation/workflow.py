@@ -58,6 +58,11 @@ _BATCH = 100
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
 
 
+def _fact(incident: Incident) -> IncidentFact:
+    return IncidentFact(id=incident.id, title=incident.title, description=incident.description,
+                        service=incident.service_name, severity=incident.severity, detected_at=incident.detected_at)
+
+
 def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
@@ -131,12 +136,12 @@ class Investigator(LogFollower):
         system (it shows as running meanwhile) or with the end of the run: one or two commits
         per investigation. After a crash, steps that were not appended run again.
         """
+        fact: IncidentFact | None = None
         if trigger is not None:
-            investigation = await asyncio.to_thread(self._open, incident_id, trigger)
+            investigation, fact = await asyncio.to_thread(self._open, incident_id, trigger)
         else:
             investigation = await asyncio.to_thread(self.store.find, Investigation,
                                                     Investigation.create_id(incident_id))
-        fact: IncidentFact | None = None
         for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
             if investigation is None:
                 return
@@ -159,20 +164,17 @@ class Investigator(LogFollower):
                                                         Investigation.create_id(incident_id))
 
     def _incident_fact(self, incident_id: UUID) -> IncidentFact:
-        incident = self.store.get(Incident, incident_id)
-        return IncidentFact(id=incident.id, title=incident.title, description=incident.description,
-                            service=incident.service_name, severity=incident.severity,
-                            detected_at=incident.detected_at)
+        return _fact(self.store.get(Incident, incident_id))
 
-    def _open(self, incident_id: UUID, trigger: str) -> Investigation | None:
+    def _open(self, incident_id: UUID, trigger: str) -> tuple[Investigation | None, IncidentFact | None]:
         """The incident's investigation, opened with its first run started (not yet appended)."""
         incident = self.store.find(Incident, incident_id)
         if incident is None:
-            return None
+            return None, None
         investigation = open_investigation(self.store, incident)
         if investigation.run == 0:  # otherwise already opened (a replayed Detected): just advance it
             investigation.start_run(trigger, None)
-        return investigation
+        return investigation, _fact(incident)
 
     async def _append(self, investigation: Investigation) -> None:
         await asyncio.to_thread(self.store.append, investigation)
