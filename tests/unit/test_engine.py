@@ -290,3 +290,12 @@ def test_an_informational_alert_counts_for_less_than_one_that_pages() -> None:
         return next(h["confidence_score"] for h in generate_hypotheses(evidence, {}, uuid4())
                     if h["category"] == "dependency_failure")
     assert dependency_confidence("info") < dependency_confidence("critical")
+
+
+def test_a_word_any_service_could_be_called_does_not_name_another_service() -> None:
+    said = IncidentFact(id=uuid4(), title="Quote errors", service="payment-api", severity="high", detected_at=T0,
+                        description="Callers get 503 Service Unavailable now and then.")
+    evidence = Evidence(incident=said, metrics_status="ok",
+                        changes=[change("deploy", 11, service="ads-service", description="new slots")],
+                        metrics=[metric("error_ratio", 0.002, 0.03, onset=9), metric("traffic", 100, 100)])
+    assert top(evidence)["category"] == ABSTAIN

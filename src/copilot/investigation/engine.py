@@ -646,12 +646,13 @@ def _dependency(e: Evidence, case: _Case) -> None:
 
 
 _NAME_WORDS = re.compile(r"[a-z0-9]{4,}")
+_ANY_SERVICE: Final = frozenset({"service", "server", "worker", "frontend", "backend", "prod", "production"})
 
 
 def _named(e: Evidence, other_service: str) -> bool:
     """Whether the incident or its alerts name another service: a word of its name (four letters or more)
-    that is not also a word of this service's name."""
-    own = set(_NAME_WORDS.findall(e.incident.service.lower()))
+    that is not also a word of this service's name, nor one any service could be called ("service")."""
+    own = set(_NAME_WORDS.findall(e.incident.service.lower())) | _ANY_SERVICE
     words = set(_NAME_WORDS.findall(other_service.lower())) - own
     said = set(_NAME_WORDS.findall(" ".join([_said(e), *(f"{a.name} {a.description}" for a in e.alerts)]).lower()))
     return bool(words & said)
