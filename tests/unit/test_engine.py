@@ -279,6 +279,12 @@ def test_words_that_clear_something_do_not_count_for_it() -> None:
     assert not any("says" in s for s in cases["traffic_surge"].supporting)
     assert not any("mentions" in s for s in cases["dependency_failure"].supporting)
     assert decisive and scored[0].case.category == "deploy_regression"
+    # "no healthy upstream" says something is unhealthy: it still counts.
+    unhealthy = IncidentFact(id=uuid4(), title="Search errors", service="payment-api", severity="high",
+                             detected_at=T0, description="A third of requests fail with 503 no healthy upstream.")
+    scored, _decisive = score(Evidence(incident=unhealthy), {})
+    dependency = next(s.case for s in scored if s.case.category == "dependency_failure")
+    assert any("says" in s for s in dependency.supporting)
 
 
 def test_an_informational_alert_counts_for_less_than_one_that_pages() -> None:

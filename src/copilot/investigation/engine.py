@@ -324,8 +324,8 @@ def _alert_counts(e: Evidence, case: _Case, alert: AlertFact, ratio: float) -> N
 
 # A sentence that clears something ("orders-db looks fine", "traffic is normal", "no errors on their side")
 # rules it out rather than in: the incident's words are read without such sentences.
-_CLEARED: Final = re.compile(r"\b(normal|fine|healthy|unchanged|flat|stable|as usual|in line with|no errors?"
-                             r"|looks? (ok|okay|good))\b", re.IGNORECASE)
+_CLEARED: Final = re.compile(r"(?<!no )(?<!not )\b(normal|fine|healthy|unchanged|flat|stable|as usual|in line with"
+                             r"|no errors?|looks? (ok|okay|good))\b", re.IGNORECASE)
 _SENTENCE: Final = re.compile(r"(?<=[.;!?])\s+|\n+")
 
 
