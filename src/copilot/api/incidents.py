@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 import msgspec
@@ -30,6 +30,17 @@ __all__ = ["IncidentsController", "lifecycle_metrics"]
 
 def _incident(row: dict[str, Any]) -> IncidentRead:
     return msgspec.convert(row, IncidentRead, from_attributes=False, strict=False)
+
+
+def _from_log(incident: Incident) -> IncidentRead:
+    return IncidentRead(
+        id=incident.id, project_id=incident.project_id, title=incident.title, description=incident.description,
+        service_name=incident.service_name, severity=cast(Severity, incident.severity),
+        state=cast(IncidentState, incident.state), detected_at=incident.detected_at,
+        acknowledged_at=incident.acknowledged_at, investigating_started_at=incident.investigating_started_at,
+        mitigated_at=incident.mitigated_at, resolved_at=incident.resolved_at, learned_at=incident.learned_at,
+        created_at=incident.created_on, updated_at=incident.modified_on,
+    )
 
 
 def _seconds_between(start: Any, end: Any) -> float | None:
@@ -77,15 +88,7 @@ class IncidentsController(Controller):
         happened."""
         if await read_your_writes(container, position):
             return _incident(await self._visible(container, incident_id, principal))
-        incident = await blocking(container.store.get, Incident, incident_id)
-        return IncidentRead(
-            id=incident.id, project_id=incident.project_id, title=incident.title, description=incident.description,
-            service_name=incident.service_name, severity=incident.severity, state=incident.state,
-            detected_at=incident.detected_at, acknowledged_at=incident.acknowledged_at,
-            investigating_started_at=incident.investigating_started_at, mitigated_at=incident.mitigated_at,
-            resolved_at=incident.resolved_at, learned_at=incident.learned_at, created_at=incident.created_on,
-            updated_at=incident.modified_on,
-        )
+        return _from_log(await blocking(container.store.get, Incident, incident_id))
 
     @get("/", operation_id="listIncidents", summary="Incidents of the active project, newest first")
     async def list_incidents(
@@ -113,8 +116,11 @@ class IncidentsController(Controller):
             description=data.description, service_name=data.service_name, severity=data.severity,
             detected_at=data.detected_at,
         )
-        incident_id, position = await blocking(container.incident_commands.create, cmd)
-        return await self._after_write(container, incident_id, position, principal)
+        incident, position = await blocking(container.incident_commands.create, cmd)
+        # A new incident is exactly its one event, which is also all its read model holds: answer
+        # from it, once the read models include it (so the next read sees it), without reading back.
+        await read_your_writes(container, position)
+        return _from_log(incident)
 
     @get("/{incident_id:uuid}", operation_id="getIncident", summary="An incident with every timestamp")
     async def get_incident(self, incident_id: UUID, principal: Principal, container: Container) -> IncidentRead:

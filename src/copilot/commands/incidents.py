@@ -58,7 +58,7 @@ class IncidentHandlers:
     def _require(self, project_id: UUID, actor: UUID, minimum: Role, what: str) -> None:
         require_role(self.role_of, project_id, actor, minimum, what)
 
-    def create(self, cmd: CreateIncident) -> tuple[UUID, int]:
+    def create(self, cmd: CreateIncident) -> tuple[Incident, int]:
         self._require(cmd.project_id, cmd.actor, Role.MEMBER, "project")
         now = self.clock()
         detected_at = cmd.detected_at or now
@@ -76,7 +76,7 @@ class IncidentHandlers:
             detected_at=detected_at.astimezone(UTC),
             detected_by=cmd.actor,
         )
-        return incident.id, self.store.append(incident)
+        return incident, self.store.append(incident)
 
     def change_state(self, cmd: ChangeIncidentState) -> StateChangeResult:
         def attempt() -> StateChangeResult:

@@ -151,8 +151,8 @@ class ProjectionRunner:
         have done this batch."""
         marks = {f"n{i}": name for i, name in enumerate(names)}
         rows = tx.fetch_all(
-            f"SELECT name, position FROM projection_tracking WHERE name IN ({', '.join(':' + k for k in marks)}) ORDER BY name"
-            + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
+            f"SELECT name, position FROM projection_tracking WHERE name IN ({', '.join(':' + k for k in marks)})"
+            " ORDER BY name" + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
             marks,
         )
         return {row["name"]: int(row["position"]) for row in rows}
