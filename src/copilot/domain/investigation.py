@@ -1,12 +1,14 @@
 """An incident's investigation: a workflow of recorded steps, its hypotheses, feedback and LLM calls.
 
 One per incident (its id derives from the incident's). Each run walks the steps in order;
-every step's start and end is an event, so a crashed investigator resumes at the first step
-of the current run that has not finished.
+every finished step is one event (StepRecorded, with its start time), and a step that waits on
+another system is also recorded as it starts, so a crashed investigator resumes at the first
+step of the current run that has not finished.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -63,6 +65,7 @@ class Investigation(Aggregate):
             raise InvalidInputError(f"no running step {step!r}")
 
     def start_step(self, step: str) -> None:
+        """A step that waits on another system is recorded as running while it does."""
         self._check_step(step)
         self._start_step(step=step, run=self.run)
 
@@ -70,26 +73,32 @@ class Investigation(Aggregate):
     def _start_step(self, step: str, run: int) -> None:
         self.steps[step] = "running"
 
-    def complete_step(self, step: str, summary: str, findings: dict[str, Any]) -> None:
+    def record_step(self, step: str, status: str, started_at: datetime, summary: str,
+                    findings: dict[str, Any] | list[Any]) -> None:
+        """A finished step, one event: completed (with its findings), skipped or failed (with why)."""
         self._check_step(step)
-        self._complete_step(step=step, run=self.run, summary=summary, findings=findings)
+        if status not in _DONE:
+            raise InvalidInputError(f"a step ends {', '.join(sorted(_DONE))}, not {status!r}")
+        self._step_recorded(step=step, run=self.run, status=status, started_at=started_at, summary=summary,
+                            findings=findings if status == "completed" else {})
+
+    @event("StepRecorded")
+    def _step_recorded(self, step: str, run: int, status: str, started_at: datetime, summary: str,
+                       findings: dict[str, Any] | list[Any]) -> None:
+        self.steps[step] = status
+        if status == "completed":
+            self.findings[step] = findings
+
+    # Logs written before StepRecorded end a step with one of these three; they are replayed as such.
 
     @event("StepCompleted")
     def _complete_step(self, step: str, run: int, summary: str, findings: dict[str, Any]) -> None:
         self.steps[step] = "completed"
         self.findings[step] = findings
 
-    def skip_step(self, step: str, reason: str) -> None:
-        self._check_step(step)
-        self._skip_step(step=step, run=self.run, reason=reason)
-
     @event("StepSkipped")
     def _skip_step(self, step: str, run: int, reason: str) -> None:
         self.steps[step] = "skipped"
-
-    def fail_step(self, step: str, error: str) -> None:
-        self._check_step(step)
-        self._fail_step(step=step, run=self.run, error=error)
 
     @event("StepFailed")
     def _fail_step(self, step: str, run: int, error: str) -> None:

@@ -180,21 +180,21 @@ class Investigator(LogFollower):
         await asyncio.to_thread(self.store.append, investigation)
 
     async def _run_step(self, investigation: Investigation, step: str, fact: IncidentFact) -> None:
-        investigation.start_step(step)
         if step in _REMOTE_STEPS or (step == "generate" and self.llm is not None):
             # A step that waits on another system shows as running while it does (appended with
-            # the local steps before it). A local step is appended with whatever comes next.
+            # the local steps before it). A local step is one event, appended with what comes next.
+            investigation.start_step(step)
             await self._append(investigation)
-        started = time.perf_counter()
+        started_at, started = self.now(), time.perf_counter()
         try:
             found = await asyncio.wait_for(self._do(step, investigation, fact), STEP_TIMEOUT_SECONDS)
         except Skipped as reason:
-            investigation.skip_step(step, str(reason))
+            investigation.record_step(step, "skipped", started_at, str(reason), {})
         except Exception as error:  # the source is down or broken: record it and go on
             log.warning("step %s of the investigation of %s failed: %s", step, fact.id, error)
-            investigation.fail_step(step, f"{type(error).__name__}: {error}"[:1000])
+            investigation.record_step(step, "failed", started_at, f"{type(error).__name__}: {error}"[:1000], {})
         else:
-            investigation.complete_step(step, found.summary, _builtins(found.facts))
+            investigation.record_step(step, "completed", started_at, found.summary, _builtins(found.facts))
             if step == "generate":
                 for call in found.facts.get("llm_calls", []):
                     investigation.record_llm_request(**call)

@@ -34,6 +34,7 @@ class InvestigationsProjection(Projection):
             event_type(i, "Opened"): self._opened,
             event_type(i, "RunStarted"): self._run_started,
             event_type(i, "StepStarted"): self._step_started,
+            event_type(i, "StepRecorded"): self._step_recorded,
             event_type(i, "StepCompleted"): self._step_completed,
             event_type(i, "StepSkipped"): self._step_skipped,
             event_type(i, "StepFailed"): self._step_failed,
@@ -95,16 +96,24 @@ class InvestigationsProjection(Projection):
              "at": e.timestamp},
         )
 
-    def _finish_step(self, tx: Transaction, e: Any, status: str, summary: str, findings: Any) -> None:
+    def _finish_step(self, tx: Transaction, e: Any, status: str, summary: str, findings: Any,
+                     started_at: Any = None) -> None:
+        """The step's row; when it was recorded as running before, its start time stays."""
         incident_id, _ = self._incident_of(tx, e.originator_id)
         tx.execute(
             "INSERT INTO investigation_steps (incident_id, run, step, position, status, started_at, finished_at,"
-            " summary, findings) VALUES (:incident_id, :run, :step, :position, :status, :at, :at, :summary,"
+            " summary, findings) VALUES (:incident_id, :run, :step, :position, :status, :started, :at, :summary,"
             " :findings) ON CONFLICT (incident_id, run, step) DO UPDATE SET status = excluded.status,"
             " finished_at = excluded.finished_at, summary = excluded.summary, findings = excluded.findings",
             {"incident_id": incident_id, "run": e.run, "step": e.step, "position": STEPS.index(e.step),
-             "status": status, "at": e.timestamp, "summary": summary, "findings": _text(findings)},
+             "status": status, "started": started_at or e.timestamp, "at": e.timestamp, "summary": summary,
+             "findings": _text(findings)},
         )
+
+    def _step_recorded(self, tx: Transaction, e: Any) -> None:
+        self._finish_step(tx, e, e.status, e.summary, e.findings, e.started_at)
+
+    # Older logs end a step with one of these three events.
 
     def _step_completed(self, tx: Transaction, e: Any) -> None:
         self._finish_step(tx, e, "completed", e.summary, e.findings)
