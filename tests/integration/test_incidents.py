@@ -6,7 +6,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from litestar.testing import TestClient
@@ -250,3 +250,18 @@ def test_with_the_projector_stopped_a_write_is_answered_from_the_log(
     shown = client.get(f"{API}/incidents/{incident['id']}", headers=ann.headers).json()
     assert shown["state"] == "acknowledged" and shown["acknowledged_at"] == moved.json()["acknowledged_at"]
     assert shown["created_at"] == incident["created_at"]
+
+
+def test_before_the_investigator_opens_it_the_workflow_shows_every_step_pending(client: TestClient[Any]) -> None:
+    # This client runs no investigator, so the incident stays uninvestigated: the workflow is
+    # there, waiting, rather than a 404 for an incident the user can see.
+    ann = register(client, "ann@example.com")
+    created = create(client, ann)
+    response = client.get(f"{API}/incidents/{created['id']}/workflow", headers=ann.headers)
+    assert response.status_code == 200, response.text
+    workflow = response.json()
+    assert (workflow["run"], workflow["status"]) == (0, "pending")
+    assert [s["status"] for s in workflow["steps"]] == ["pending"] * 6
+    assert client.get(f"{API}/incidents/{created['id']}/hypotheses", headers=ann.headers).json() == []
+    missing = client.get(f"{API}/incidents/{uuid4()}/workflow", headers=ann.headers)
+    assert missing.status_code == 404 and "detail" in missing.json()

@@ -129,8 +129,9 @@ class InvestigationsController(Controller):
     async def workflow(self, incident_id: UUID, principal: Principal, container: Container) -> Workflow:
         await self._visible(container, incident_id, principal)
         run = await blocking(container.investigations.investigation, incident_id)
-        if run is None:
-            raise NotFoundError("this incident has not been investigated yet")
+        if run is None:  # the investigator has not opened it yet (it follows the log): every step waits
+            run = {"run": 0, "status": "pending", "trigger": "", "started_at": None, "finished_at": None,
+                   "engine": None, "cached": None}
         rows = {r["step"]: r for r in await blocking(container.investigations.steps, incident_id, run["run"])}
         steps = [
             WorkflowStep(step=step, status=rows[step]["status"], started_at=rows[step]["started_at"],
