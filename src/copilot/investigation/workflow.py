@@ -22,7 +22,6 @@ from uuid import UUID, uuid5
 import msgspec
 from eventsourcing.utils import get_topic
 
-from copilot.commands.investigations import open_investigation
 from copilot.commands.store import ConcurrentWriteError, EventStore
 from copilot.domain.events import event_type
 from copilot.domain.incident import Incident
@@ -50,17 +49,13 @@ log = logging.getLogger(__name__)
 INVESTIGATOR_TRACKING_NAME = "investigator"
 STEP_TIMEOUT_SECONDS = 30.0
 _PG_INVESTIGATOR_LOCK = 0x5C0_93_01
-_DETECTED = get_topic(event_type(Incident, "Detected"))
+_DETECTED_EVENT = event_type(Incident, "Detected")
+_DETECTED = get_topic(_DETECTED_EVENT)
 _REMOTE_STEPS = frozenset({"query_metrics"})
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
 _TRIGGERS = (_DETECTED, _RUN_STARTED)
 _BATCH = 100
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
-
-
-def _fact(incident: Incident) -> IncidentFact:
-    return IncidentFact(id=incident.id, title=incident.title, description=incident.description,
-                        service=incident.service_name, severity=incident.severity, detected_at=incident.detected_at)
 
 
 def _builtins(value: Any) -> Any:
@@ -95,30 +90,27 @@ class Investigator(LogFollower):
         triggers = await asyncio.to_thread(
             self.store.recorder.select_notifications, self.position, _BATCH, head, _TRIGGERS,
             inclusive_of_start=False)
-        by_investigation: dict[UUID, list[tuple[UUID, bool]]] = {}  # (incident or investigation id, detected)
+        by_investigation: dict[UUID, list[Any]] = {}  # the triggers of each investigation, in log order
         for notification in triggers:
+            trigger: Any = self.store.app.mapper.to_domain_event(notification)
             if notification.topic == _DETECTED:
-                incident_id = notification.originator_id
-                by_investigation.setdefault(Investigation.create_id(incident_id), []).append((incident_id, True))
-            else:
-                started = self.store.app.mapper.to_domain_event(notification)
-                if getattr(started, "trigger", None) != "detected":  # that run is driven from its Detected
-                    by_investigation.setdefault(notification.originator_id, []).append(
-                        (notification.originator_id, False))
+                by_investigation.setdefault(Investigation.create_id(notification.originator_id), []).append(trigger)
+            elif trigger.trigger != "detected":  # a detected run is driven from its incident's Detected
+                by_investigation.setdefault(notification.originator_id, []).append(trigger)
         if by_investigation:
             limit = asyncio.Semaphore(CONCURRENCY)
 
-            async def drive(work: list[tuple[UUID, bool]]) -> None:
+            async def drive(work: list[Any]) -> None:
                 async with limit:
-                    for ident, detected in work:
+                    for trigger in work:
                         if self._stopping:
                             return
-                        if detected:
-                            await self.investigate(ident, trigger="detected")
+                        if isinstance(trigger, _DETECTED_EVENT):
+                            await self.investigate(trigger.originator_id, detected=trigger)
                             continue
-                        asked = await asyncio.to_thread(self.store.find, Investigation, ident)
+                        asked = await asyncio.to_thread(self.store.find, Investigation, trigger.originator_id)
                         if asked is not None:
-                            await self.investigate(asked.incident_id, trigger=None)
+                            await self.investigate(asked.incident_id)
 
             await asyncio.gather(*(drive(work) for work in by_investigation.values()))
         if self._stopping:
@@ -129,16 +121,24 @@ class Investigator(LogFollower):
 
     # -- one investigation ------------------------------------------------------------------
 
-    async def investigate(self, incident_id: UUID, trigger: str | None) -> None:
-        """Open (for `detected`) and advance the incident's investigation until its run is finished.
+    async def investigate(self, incident_id: UUID, detected: Any = None) -> None:
+        """Advance the incident's investigation until its run is finished; given the incident's
+        Detected event, open it first, from that event alone (if it was opened before, the first
+        append says so and the stored one is taken up instead).
 
         Local steps are kept in hand and appended with the next step that waits on another
         system (it shows as running meanwhile) or with the end of the run: one or two commits
         per investigation. After a crash, steps that were not appended run again.
         """
         fact: IncidentFact | None = None
-        if trigger is not None:
-            investigation, fact = await asyncio.to_thread(self._open, incident_id, trigger)
+        investigation: Investigation | None
+        if detected is not None:
+            fact = IncidentFact(id=incident_id, title=detected.title, description=detected.description,
+                                service=detected.service_name, severity=detected.severity,
+                                detected_at=detected.detected_at)
+            investigation = Investigation(incident_id=incident_id, tenant_id=detected.tenant_id,
+                                          project_id=detected.project_id)
+            investigation.start_run("detected", None)
         else:
             investigation = await asyncio.to_thread(self.store.find, Investigation,
                                                     Investigation.create_id(incident_id))
@@ -164,17 +164,10 @@ class Investigator(LogFollower):
                                                         Investigation.create_id(incident_id))
 
     def _incident_fact(self, incident_id: UUID) -> IncidentFact:
-        return _fact(self.store.get(Incident, incident_id))
-
-    def _open(self, incident_id: UUID, trigger: str) -> tuple[Investigation | None, IncidentFact | None]:
-        """The incident's investigation, opened with its first run started (not yet appended)."""
-        incident = self.store.find(Incident, incident_id)
-        if incident is None:
-            return None, None
-        investigation = open_investigation(self.store, incident)
-        if investigation.run == 0:  # otherwise already opened (a replayed Detected): just advance it
-            investigation.start_run(trigger, None)
-        return investigation, _fact(incident)
+        incident = self.store.get(Incident, incident_id)
+        return IncidentFact(id=incident.id, title=incident.title, description=incident.description,
+                            service=incident.service_name, severity=incident.severity,
+                            detected_at=incident.detected_at)
 
     async def _append(self, investigation: Investigation) -> None:
         await asyncio.to_thread(self.store.append, investigation)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RELAY_TRACKING_NAME = "relay"
 _PG_RELAY_LOCK = 0x5C0_92_01
+_SAVE_IDLE_SECONDS = 1.0
 
 
 class LogReader:
@@ -96,11 +98,17 @@ class Relay(LogFollower):
         batch_size: int = 500,
         poll_interval: float = 0.5,
         listen_conninfo: str | None = None,
+        gather_seconds: float = 0.010,
     ) -> None:
         super().__init__(reader.store, db, poll_interval=poll_interval, listen_conninfo=listen_conninfo)
         self.reader = reader
         self.bus = bus
         self.batch_size = batch_size
+        # Every commit wakes the relay, and its cost is per batch (read the head, read, publish,
+        # save the position) more than per event: it lets commits gather this long before each
+        # read, so a burst goes out as a few batches instead of one per commit.
+        self.gather_seconds = gather_seconds
+        self._saved_at = 0.0
         self.source = ""  # the event store's identity, read at start
         self.publish_errors = 0
         self.on_publish_error: Callable[[], None] = lambda: None
@@ -113,11 +121,13 @@ class Relay(LogFollower):
         return str(row["id"]) if row else "unknown"
 
     async def step(self) -> bool:
+        await asyncio.sleep(self.gather_seconds)
         events, last = await asyncio.to_thread(self.reader.read, self.position, self.batch_size)
         if last == self.position:
             return False
         try:
-            await self.bus.publish(events, self.source)
+            if events:
+                await self.bus.publish(events, self.source)
         except Exception as error:
             self.publish_errors += 1
             self.on_publish_error()
@@ -125,6 +135,10 @@ class Relay(LogFollower):
             await asyncio.sleep(min(0.2 * self.publish_errors, 2.0))
             return False
         self.publish_errors = 0
-        await asyncio.to_thread(self.save_position, last)
         self.position = last
+        # A stretch with nothing public (investigation steps, mostly) needs no write of its own:
+        # after a crash it is read again and sends nothing. Saved with the next batch, or soon.
+        if events or time.monotonic() - self._saved_at >= _SAVE_IDLE_SECONDS:
+            await asyncio.to_thread(self.save_position, last)
+            self._saved_at = time.monotonic()
         return True

@@ -1,0 +1,52 @@
+"""The investigator following the log in-process: a burst of incidents is investigated together,
+and a stretch of the log handled again (after a crash, before the position was saved) neither
+starts a second run nor records anything twice."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from litestar.testing import TestClient
+
+from copilot.bootstrap import Container
+from copilot.domain.investigation import Investigation
+from copilot.investigation.workflow import CONCURRENCY, Investigator
+from tests.integration.conftest import register
+
+
+def _follow(investigator: Investigator) -> None:
+    async def until_idle() -> None:
+        while await investigator.step():
+            pass
+
+    asyncio.run(until_idle())
+
+
+def _investigation(container: Container, incident_id: str) -> tuple[Investigation, int]:
+    investigation_id = Investigation.create_id(UUID(incident_id))
+    investigation = container.store.get(Investigation, investigation_id)
+    return investigation, len(list(container.store.recorder.select_events(investigation_id)))
+
+
+def test_a_burst_is_investigated_once_each_and_a_replayed_stretch_changes_nothing(
+    client: TestClient[Any], container: Container
+) -> None:
+    ann = register(client, "ann@example.com")
+    incidents = [client.post("/api/v1/incidents", headers=ann.headers,
+                             json={"title": f"Errors on checkout {n}", "service_name": "checkout",
+                                   "severity": "high"}).json()["id"] for n in range(CONCURRENCY + 5)]
+    investigator = Investigator(container.store, container.db)
+    _follow(investigator)
+    first = {i: _investigation(container, i) for i in incidents}
+    for investigation, events in first.values():
+        assert (investigation.run, investigation.running) == (1, False)
+        assert investigation.hypotheses and events > 0
+        assert set(investigation.steps.values()) <= {"completed", "skipped"}
+
+    investigator.position = 0  # as if it crashed before saving: every trigger comes again
+    _follow(investigator)
+    again = {i: _investigation(container, i) for i in incidents}
+    assert {i: (inv.run, events) for i, (inv, events) in again.items()} == {
+        i: (inv.run, events) for i, (inv, events) in first.items()}
