@@ -63,8 +63,11 @@ def similarity(service: str, words: frozenset[str], alerts: set[str], other_serv
                other_alerts: set[str]) -> float:
     """How alike two incidents are: same service, shared words (Jaccard), shared alert names."""
     theirs = tokens(other_text)
-    text = len(words & theirs) / len(words | theirs) if words | theirs else 0.0
-    return round(0.45 * (service == other_service) + 0.35 * text + 0.2 * (1.0 if alerts & other_alerts else 0.0), 3)
+    shared = len(words & theirs)
+    either = len(words) + len(theirs) - shared  # the union's size, without building it
+    text = shared / either if either else 0.0
+    linked = 0.0 if alerts.isdisjoint(other_alerts) else 1.0
+    return round(0.45 * (service == other_service) + 0.35 * text + 0.2 * linked, 3)
 
 
 class Gatherer:
@@ -145,13 +148,16 @@ class Gatherer:
             alerts_by_incident.setdefault(row["incident_id"], set()).add(row["name"])
         mine = alerts_by_incident.get(incident.id, set())
         words = tokens(f"{incident.title} {incident.description}")
+        none: set[str] = set()
         best: dict[Any, tuple[float, Any]] = {}  # incident id -> (score, row); a confirmed cause's row wins
         for r in rows:
+            key = r["id"]
             score = similarity(incident.service, words, mine, r["service_name"],
-                               f"{r['title']} {r['description']}", alerts_by_incident.get(r["id"], set()))
-            if score >= 0.3 and (r["id"] not in best or r["category"]):
-                best[r["id"]] = (score, r)
-        top = heapq.nsmallest(5, best.values(), key=lambda sr: (-sr[0], -sr[1]["detected_at"].timestamp()))
+                               f"{r['title']} {r['description']}", alerts_by_incident.get(key, none))
+            if score >= 0.3 and (r["category"] or key not in best):
+                best[key] = (score, r)
+        # the most alike first, the most recent among equals
+        top = heapq.nlargest(5, best.values(), key=lambda sr: (sr[0], sr[1]["detected_at"]))
         ranked = [SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
                               detected_at=r["detected_at"], score=score, confirmed_category=r["category"],
                               confirmed_claim=r["claim"]) for score, r in top]
