@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from eventsourcing.persistence import Notification
 
 from copilot.commands.store import EventStore
 from copilot.projections.base import Projection
@@ -34,6 +37,16 @@ class RebuildReport:
         return self.events / self.seconds if self.seconds > 0 else float(self.events)
 
 
+def _read(store: EventStore, handled: frozenset[str], after: int, head: int,
+          limit: int) -> list[tuple[Notification, Any]]:
+    """The next notifications up to the head, each with its decoded event (None if no projection
+    handles its topic)."""
+    mapper = store.app.mapper
+    return [(n, mapper.to_domain_event(n) if n.topic in handled else None)
+            for n in store.recorder.select_notifications(start=after, limit=limit, stop=head,
+                                                          inclusive_of_start=False)]
+
+
 def rebuild(
     store: EventStore,
     db: ReadDatabase,
@@ -45,7 +58,6 @@ def rebuild(
     started = time.perf_counter()
     names = [p.name for p in projections]
     handled = frozenset().union(*(p.topics for p in projections))
-    mapper = store.app.mapper
     head = store.head()
     events = 0
     position = 0
@@ -57,21 +69,26 @@ def rebuild(
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DELETE FROM {table}")  # table names come from the code, never from input
-        while position < head:
-            batch = store.recorder.select_notifications(
-                start=position, limit=batch_size, stop=head, inclusive_of_start=False
-            )
-            if not batch:
-                break
-            for notification in batch:
-                if notification.topic in handled:
-                    event: Any = mapper.to_domain_event(notification)
-                    for projection in projections:
-                        projection.apply(tx, notification.topic, event, notification.id)
-            events += len(batch)
-            position = batch[-1].id
-            if progress is not None:
-                progress(position, head)
+        # The next batch is read and decoded in another thread while this one is applied: the
+        # writes mostly wait on PostgreSQL, and meanwhile the log can be read and decoded.
+        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
+            ahead = reader.submit(_read, store, handled, position, head, batch_size)
+            while True:
+                batch = ahead.result()
+                if not batch:
+                    break
+                position = batch[-1][0].id
+                if position < head:
+                    ahead = reader.submit(_read, store, handled, position, head, batch_size)
+                for notification, event in batch:
+                    if event is not None:
+                        for projection in projections:
+                            projection.apply(tx, notification.topic, event, notification.id)
+                events += len(batch)
+                if progress is not None:
+                    progress(position, head)
+                if position >= head:
+                    break
         for name in names:
             tx.execute(
                 "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
