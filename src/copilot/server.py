@@ -101,7 +101,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
             from copilot.investigation.llm import LLMEngine
 
             llm = LLMEngine(settings.llm_model, settings.llm_api_base, settings.llm_api_key)
-        investigator = Investigator(container.store, container.db, llm=llm,
+        investigator = Investigator(container.store, container.db, llm=llm, read_models=container.waiter,
                                     listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
         container.store.on_append(investigator.wake)
         tasks.append(asyncio.create_task(investigator.run()))

@@ -85,6 +85,18 @@ def test_a_firing_rule_becomes_one_alert_and_one_incident_and_resolves(
             assert [i["id"] for i in incidents] == [alert["incident_id"]]
             assert incidents[0]["service_name"] == "checkout" and incidents[0]["severity"] == "critical"
 
+            # The incident the alert opened is investigated: the alert is collected as linked, the
+            # project's real Prometheus is queried, and hypotheses come out.
+            def finished() -> Any:
+                body = owner.client.get(f"/incidents/{alert['incident_id']}/workflow").json()
+                return body if body["run"] == 1 and body["status"] == "completed" else None
+
+            steps = {s["step"]: s for s in wait_for(finished, 30, "the investigation")["steps"]}
+            assert [(a["name"], a["linked"]) for a in steps["collect_alerts"]["findings"]] == [
+                ("CheckoutErrorRate", True)]
+            assert steps["query_metrics"]["status"] == "completed", steps["query_metrics"]
+            assert owner.client.get(f"/incidents/{alert['incident_id']}/hypotheses").json()
+
             messages = receive(socket, 2, timeout=10)
             types = sorted(m["type"] for m in messages)
             assert types == ["alert.fired", "incident.created"]

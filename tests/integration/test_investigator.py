@@ -37,7 +37,7 @@ def test_a_burst_is_investigated_once_each_and_a_replayed_stretch_changes_nothin
     incidents = [client.post("/api/v1/incidents", headers=ann.headers,
                              json={"title": f"Errors on checkout {n}", "service_name": "checkout",
                                    "severity": "high"}).json()["id"] for n in range(CONCURRENCY + 5)]
-    investigator = Investigator(container.store, container.db)
+    investigator = Investigator(container.store, container.db, read_models=container.waiter)
     _follow(investigator)
     first = {i: _investigation(container, i) for i in incidents}
     for investigation, events in first.values():

@@ -22,6 +22,7 @@ from uuid import UUID, uuid5
 import msgspec
 from eventsourcing.utils import get_topic
 
+from copilot.bootstrap import PositionWaiter
 from copilot.commands.store import ConcurrentWriteError, EventStore
 from copilot.domain.events import event_type
 from copilot.domain.incident import Incident
@@ -55,6 +56,7 @@ _REMOTE_STEPS = frozenset({"query_metrics"})
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
 _TRIGGERS = (_DETECTED, _RUN_STARTED)
 _BATCH = 100
+_READ_MODELS_WAIT_SECONDS = 10.0
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
 
 
@@ -68,8 +70,12 @@ class Investigator(LogFollower):
 
     def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float = 0.5,
                  listen_conninfo: str | None = None, llm: LLMEngine | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 read_models: PositionWaiter | None = None) -> None:
         super().__init__(store, db, poll_interval=poll_interval, listen_conninfo=listen_conninfo)
+        # The steps gather from the read models: the alert that opened an incident is appended
+        # with it, so they must have caught up with the trigger before the steps read them.
+        self.read_models = read_models
         self.llm = llm
         self.metrics: Metrics | None = None
         self.gather = Gatherer(db, now)
@@ -90,6 +96,9 @@ class Investigator(LogFollower):
         triggers = await asyncio.to_thread(
             self.store.recorder.select_notifications, self.position, _BATCH, head, _TRIGGERS,
             inclusive_of_start=False)
+        if triggers and self.read_models is not None and not await self.read_models.wait_for(
+                head, timeout=_READ_MODELS_WAIT_SECONDS):
+            log.warning("read models are behind position %d: investigating with what they hold", head)
         by_investigation: dict[UUID, list[Any]] = {}  # the triggers of each investigation, in log order
         for notification in triggers:
             trigger: Any = self.store.app.mapper.to_domain_event(notification)
