@@ -50,3 +50,60 @@ def test_a_burst_is_investigated_once_each_and_a_replayed_stretch_changes_nothin
     again = {i: _investigation(container, i) for i in incidents}
     assert {i: (inv.run, events) for i, (inv, events) in again.items()} == {
         i: (inv.run, events) for i, (inv, events) in first.items()}
+
+
+def test_an_investigation_that_keeps_failing_is_ended_as_failed_and_holds_up_no_other(
+    client: TestClient[Any], container: Container
+) -> None:
+    ann = register(client, "ann@example.com")
+    incidents = [client.post("/api/v1/incidents", headers=ann.headers,
+                             json={"title": f"Errors on checkout {n}", "service_name": "checkout",
+                                   "severity": "high"}).json()["id"] for n in range(3)]
+    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    broken = Investigation.create_id(UUID(incidents[0]))
+    append = investigator._append
+
+    async def failing_append(investigation: Investigation) -> None:
+        if investigation.id == broken and investigation.running:
+            raise OSError("the disk under this one is on fire")
+        await append(investigation)
+
+    investigator._append = failing_append  # type: ignore[method-assign]
+    failures = 0
+
+    async def follow() -> None:
+        nonlocal failures
+        for _ in range(10):
+            try:
+                if not await investigator.step():
+                    return
+            except RuntimeError:  # the follower logs it and retries the stretch
+                failures += 1
+
+    asyncio.run(follow())
+    assert failures == 2  # the third attempt gives up on it
+    ended, _ = _investigation(container, incidents[0])
+    assert (ended.run, ended.running, ended.hypotheses) == (1, False, [])
+    for incident_id in incidents[1:]:
+        investigation, _ = _investigation(container, incident_id)
+        assert (investigation.run, investigation.running) == (1, False) and investigation.hypotheses
+    assert investigator.position == container.store.head()
+
+
+def test_when_generation_fails_the_run_still_finishes_with_the_failure_recorded(
+    client: TestClient[Any], container: Container
+) -> None:
+    ann = register(client, "ann@example.com")
+    incident = client.post("/api/v1/incidents", headers=ann.headers,
+                           json={"title": "Errors on checkout", "service_name": "checkout",
+                                 "severity": "high"}).json()["id"]
+    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+
+    def broken_engine(*_: Any) -> Any:
+        raise ValueError("the engine broke")
+
+    investigator._generate = broken_engine  # type: ignore[method-assign]
+    _follow(investigator)
+    investigation, _ = _investigation(container, incident)
+    assert (investigation.run, investigation.running, investigation.hypotheses) == (1, False, [])
+    assert investigation.steps["generate"] == "failed" and investigation.steps["rank"] == "completed"

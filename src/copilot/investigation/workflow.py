@@ -57,6 +57,7 @@ _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
 _TRIGGERS = (_DETECTED, _RUN_STARTED)
 _BATCH = 100
 _READ_MODELS_WAIT_SECONDS = 10.0
+_ATTEMPTS = 3  # a trigger whose investigation fails this often has its run ended as failed
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
 
 
@@ -76,6 +77,7 @@ class Investigator(LogFollower):
         # The steps gather from the read models: the alert that opened an incident is appended
         # with it, so they must have caught up with the trigger before the steps read them.
         self.read_models = read_models
+        self._failures: dict[int, int] = {}  # trigger position -> failed attempts so far
         self.llm = llm
         self.metrics: Metrics | None = None
         self.gather = Gatherer(db, now)
@@ -96,37 +98,76 @@ class Investigator(LogFollower):
         triggers = await asyncio.to_thread(
             self.store.recorder.select_notifications, self.position, _BATCH, head, _TRIGGERS,
             inclusive_of_start=False)
-        if triggers and self.read_models is not None and not await self.read_models.wait_for(
-                head, timeout=_READ_MODELS_WAIT_SECONDS):
-            log.warning("read models are behind position %d: investigating with what they hold", head)
-        by_investigation: dict[UUID, list[Any]] = {}  # the triggers of each investigation, in log order
+        by_investigation: dict[UUID, list[tuple[int, Any]]] = {}  # (position, trigger), in log order
         for notification in triggers:
             trigger: Any = self.store.app.mapper.to_domain_event(notification)
             if notification.topic == _DETECTED:
-                by_investigation.setdefault(Investigation.create_id(notification.originator_id), []).append(trigger)
+                key = Investigation.create_id(notification.originator_id)
+                by_investigation.setdefault(key, []).append((notification.id, trigger))
             elif trigger.trigger != "detected":  # a detected run is driven from its incident's Detected
-                by_investigation.setdefault(notification.originator_id, []).append(trigger)
+                by_investigation.setdefault(notification.originator_id, []).append((notification.id, trigger))
+        failed: list[int] = []
         if by_investigation:
+            if self.read_models is not None and not await self.read_models.wait_for(
+                    head, timeout=_READ_MODELS_WAIT_SECONDS):
+                log.warning("read models are behind position %d: investigating with what they hold", head)
             limit = asyncio.Semaphore(CONCURRENCY)
-
-            async def drive(work: list[Any]) -> None:
-                async with limit:
-                    for trigger in work:
-                        if self._stopping:
-                            return
-                        if isinstance(trigger, _DETECTED_EVENT):
-                            await self.investigate(trigger.originator_id, detected=trigger)
-                            continue
-                        asked = await asyncio.to_thread(self.store.find, Investigation, trigger.originator_id)
-                        if asked is not None:
-                            await self.investigate(asked.incident_id)
-
-            await asyncio.gather(*(drive(work) for work in by_investigation.values()))
+            # Every task finishes before the stretch is over (no exception cuts the others short),
+            # so a retry never drives an investigation that is still being driven.
+            outcomes = await asyncio.gather(*(self._drive(work, limit) for work in by_investigation.values()))
+            failed = [position for position in outcomes if position is not None]
         if self._stopping:
             return True
-        self.position = triggers[-1].id if len(triggers) == _BATCH else head
-        await asyncio.to_thread(self.save_position, self.position)
+        reached = min(failed) - 1 if failed else triggers[-1].id if len(triggers) == _BATCH else head
+        if reached > self.position:
+            self.position = reached
+            await asyncio.to_thread(self.save_position, self.position)
+        if failed:
+            raise RuntimeError(f"the investigation triggered at position {min(failed)} failed; retrying from there")
         return True
+
+    async def _drive(self, work: list[tuple[int, Any]], limit: asyncio.Semaphore) -> int | None:
+        """Handle one investigation's triggers in log order; the position of the first one that
+        failed (and was not given up on), or None."""
+        async with limit:
+            for position, trigger in work:
+                if self._stopping:
+                    return None
+                try:
+                    if isinstance(trigger, _DETECTED_EVENT):
+                        await self.investigate(trigger.originator_id, detected=trigger)
+                        continue
+                    asked = await asyncio.to_thread(self.store.find, Investigation, trigger.originator_id)
+                    if asked is not None:
+                        await self.investigate(asked.incident_id)
+                except Exception:
+                    self._failures[position] = self._failures.get(position, 0) + 1
+                    if self._failures[position] < _ATTEMPTS:
+                        log.exception("the investigation triggered at position %d failed", position)
+                        return position
+                    del self._failures[position]
+                    log.exception("the investigation triggered at position %d failed %d times: its run is"
+                                  " ended as failed", position, _ATTEMPTS)
+                    await self._abandon(trigger)
+            return None
+
+    async def _abandon(self, trigger: Any) -> None:
+        """End the run a trigger started as failed, so one broken investigation holds up no other."""
+        detected = isinstance(trigger, _DETECTED_EVENT)
+        investigation_id = Investigation.create_id(trigger.originator_id) if detected else trigger.originator_id
+        try:
+            investigation = await asyncio.to_thread(self.store.find, Investigation, investigation_id)
+            if investigation is None and detected:  # it never got as far as the log: record that it failed
+                investigation = Investigation(incident_id=trigger.originator_id, tenant_id=trigger.tenant_id,
+                                              project_id=trigger.project_id)
+                investigation.start_run("detected", None)
+            if investigation is not None and investigation.running:
+                investigation.finish_run("failed")
+                await self._append(investigation)
+                if self.metrics is not None:
+                    self.metrics.investigations.labels("failed").inc()
+        except Exception:
+            log.exception("could not end the run of investigation %s", investigation_id)
 
     # -- one investigation ------------------------------------------------------------------
 
@@ -171,6 +212,10 @@ class Investigator(LogFollower):
                 # hand is the stored one plus what this run has done, so no reload is needed.
                 investigation = await asyncio.to_thread(self.store.find, Investigation,
                                                         Investigation.create_id(incident_id))
+                if investigation is None:
+                    raise RuntimeError(f"the investigation of incident {incident_id} could not be appended"
+                                       " and is not in the log") from None
+        raise RuntimeError(f"the investigation of incident {incident_id} kept being moved by another writer")
 
     def _incident_fact(self, incident_id: UUID) -> IncidentFact:
         incident = self.store.get(Incident, incident_id)
@@ -202,10 +247,10 @@ class Investigator(LogFollower):
                     investigation.record_llm_request(**call)
                     if self.metrics is not None:
                         self.metrics.record_llm_call(call)
-            if step == "rank":
-                findings = investigation.findings["generate"]
-                investigation.generate(found.facts["hypotheses"], engine=findings["engine"],
-                                       evidence_fingerprint=findings["fingerprint"], cached=findings["cached"])
+            generated = investigation.findings.get("generate")
+            if step == "rank" and generated is not None:  # nothing to record when generation failed
+                investigation.generate(found.facts["hypotheses"], engine=generated["engine"],
+                                       evidence_fingerprint=generated["fingerprint"], cached=generated["cached"])
         if self.metrics is not None:
             self.metrics.step_seconds.labels(step, investigation.steps[step]).observe(time.perf_counter() - started)
 

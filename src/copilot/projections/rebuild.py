@@ -19,6 +19,7 @@ from eventsourcing.persistence import Notification
 from copilot.commands.store import EventStore
 from copilot.projections.base import Projection
 from copilot.projections.db import ReadDatabase
+from copilot.projections.runner import lock_positions
 
 __all__ = ["RebuildReport", "rebuild"]
 
@@ -62,10 +63,7 @@ def rebuild(
     events = 0
     position = 0
     with db.transaction() as tx:
-        lock = " FOR UPDATE" if db.dialect == "postgres" else ""
-        for name in names:
-            # Take the tracking rows first, so a live projector of these waits for the swap.
-            tx.fetch_one(f"SELECT position FROM projection_tracking WHERE name = :name{lock}", {"name": name})
+        lock_positions(tx, db.dialect, names)  # first, so a live projector of these waits for the swap
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DELETE FROM {table}")  # table names come from the code, never from input

@@ -15,7 +15,7 @@ from copilot.listen import LogListener
 from copilot.projections.base import Projection
 from copilot.projections.db import ReadDatabase, Transaction
 
-__all__ = ["ProjectionRunner", "TrackingWaiter", "read_positions"]
+__all__ = ["ProjectionRunner", "TrackingWaiter", "lock_positions", "read_positions"]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class ProjectionRunner:
         # One transaction for the whole batch: every projection's rows and tracking commit together,
         # one commit instead of one per projection.
         with self.db.transaction() as tx:
-            done = self._lock_positions(tx, [p.name for p in behind])
+            done = lock_positions(tx, self.db.dialect, [p.name for p in behind])
             reached = {p.name: self._apply(tx, p, notifications, decoded, last, done.get(p.name, 0))
                        for p in behind}
         self._positions.update(reached)
@@ -145,17 +145,6 @@ class ProjectionRunner:
     def _decode(self, notifications: Sequence[Notification]) -> dict[int, Any]:
         mapper = self.store.app.mapper
         return {n.id: mapper.to_domain_event(n) for n in notifications if n.topic in self._handled}
-
-    def _lock_positions(self, tx: Transaction, names: list[str]) -> dict[str, int]:
-        """Re-read the positions under the write lock, all in one query: another projector may
-        have done this batch."""
-        marks = {f"n{i}": name for i, name in enumerate(names)}
-        rows = tx.fetch_all(
-            f"SELECT name, position FROM projection_tracking WHERE name IN ({', '.join(':' + k for k in marks)})"
-            " ORDER BY name" + (" FOR UPDATE" if self.db.dialect == "postgres" else ""),
-            marks,
-        )
-        return {row["name"]: int(row["position"]) for row in rows}
 
     def _apply(
         self, tx: Transaction, projection: Projection, notifications: Sequence[Notification],
@@ -198,6 +187,18 @@ class ProjectionRunner:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def lock_positions(tx: Transaction, dialect: str, names: Sequence[str]) -> dict[str, int]:
+    """The projections' tracking positions, read under the write lock in one query. Rows are
+    locked in name order, whoever takes them (projector or rebuild), so two never deadlock."""
+    marks = {f"n{i}": name for i, name in enumerate(names)}
+    rows = tx.fetch_all(
+        f"SELECT name, position FROM projection_tracking WHERE name IN ({', '.join(':' + k for k in marks)})"
+        " ORDER BY name" + (" FOR UPDATE" if dialect == "postgres" else ""),
+        marks,
+    )
+    return {row["name"]: int(row["position"]) for row in rows}
 
 
 class TrackingWaiter:
