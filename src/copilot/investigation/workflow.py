@@ -11,12 +11,14 @@ optimistic concurrency guards the rest.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 import msgspec
@@ -46,6 +48,7 @@ from copilot.projections.db import ReadDatabase
 __all__ = ["INVESTIGATOR_TRACKING_NAME", "Investigator"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INVESTIGATOR_TRACKING_NAME = "investigator"
 STEP_TIMEOUT_SECONDS = 30.0
@@ -78,6 +81,9 @@ class Investigator(LogFollower):
         # with it, so they must have caught up with the trigger before the steps read them.
         self.read_models = read_models
         self._failures: dict[int, int] = {}  # trigger position -> failed attempts so far
+        # Its own threads: a slow LLM call or a commit wait holds one, and must not starve the
+        # default executor that the relay and gateway share in an all-in-one process.
+        self._threads = ThreadPoolExecutor(CONCURRENCY + 2, thread_name_prefix="investigator")
         self.llm = llm
         self.metrics: Metrics | None = None
         self.gather = Gatherer(db, now)
@@ -92,10 +98,10 @@ class Investigator(LogFollower):
         is saved once the whole stretch is handled; after a crash its triggers are handled
         again, which resumes their runs where the log says they stand.
         """
-        head = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
+        head = await self._thread(self.store.recorder.max_notification_id) or 0
         if head <= self.position:
             return False
-        triggers = await asyncio.to_thread(
+        triggers = await self._thread(
             self.store.recorder.select_notifications, self.position, _BATCH, head, _TRIGGERS,
             inclusive_of_start=False)
         by_investigation: dict[UUID, list[tuple[int, Any]]] = {}  # (position, trigger), in log order
@@ -121,7 +127,7 @@ class Investigator(LogFollower):
         reached = min(failed) - 1 if failed else triggers[-1].id if len(triggers) == _BATCH else head
         if reached > self.position:
             self.position = reached
-            await asyncio.to_thread(self.save_position, self.position)
+            await self._thread(self.save_position, self.position)
         if failed:
             raise RuntimeError(f"the investigation triggered at position {min(failed)} failed; retrying from there")
         return True
@@ -137,7 +143,7 @@ class Investigator(LogFollower):
                     if isinstance(trigger, _DETECTED_EVENT):
                         await self.investigate(trigger.originator_id, detected=trigger)
                         continue
-                    asked = await asyncio.to_thread(self.store.find, Investigation, trigger.originator_id)
+                    asked = await self._thread(self.store.find, Investigation, trigger.originator_id)
                     if asked is not None:
                         await self.investigate(asked.incident_id)
                 except Exception:
@@ -156,7 +162,7 @@ class Investigator(LogFollower):
         detected = isinstance(trigger, _DETECTED_EVENT)
         investigation_id = Investigation.create_id(trigger.originator_id) if detected else trigger.originator_id
         try:
-            investigation = await asyncio.to_thread(self.store.find, Investigation, investigation_id)
+            investigation = await self._thread(self.store.find, Investigation, investigation_id)
             if investigation is None and detected:  # it never got as far as the log: record that it failed
                 investigation = Investigation(incident_id=trigger.originator_id, tenant_id=trigger.tenant_id,
                                               project_id=trigger.project_id)
@@ -190,7 +196,7 @@ class Investigator(LogFollower):
                                           project_id=detected.project_id)
             investigation.start_run("detected", None)
         else:
-            investigation = await asyncio.to_thread(self.store.find, Investigation,
+            investigation = await self._thread(self.store.find, Investigation,
                                                     Investigation.create_id(incident_id))
         for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
             if investigation is None:
@@ -205,12 +211,12 @@ class Investigator(LogFollower):
                             self.metrics.investigations.labels("completed").inc()
                     return
                 if fact is None:
-                    fact = await asyncio.to_thread(self._incident_fact, investigation.incident_id)
+                    fact = await self._thread(self._incident_fact, investigation.incident_id)
                 await self._run_step(investigation, step, fact)
             except ConcurrentWriteError:
                 # Someone else moved it: reload and decide again. Otherwise the aggregate in
                 # hand is the stored one plus what this run has done, so no reload is needed.
-                investigation = await asyncio.to_thread(self.store.find, Investigation,
+                investigation = await self._thread(self.store.find, Investigation,
                                                         Investigation.create_id(incident_id))
                 if investigation is None:
                     raise RuntimeError(f"the investigation of incident {incident_id} could not be appended"
@@ -223,8 +229,12 @@ class Investigator(LogFollower):
                             service=incident.service_name, severity=incident.severity,
                             detected_at=incident.detected_at)
 
+    async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads,
+                                                                functools.partial(fn, *args, **kwargs))
+
     async def _append(self, investigation: Investigation) -> None:
-        await asyncio.to_thread(self.store.append, investigation)
+        await self._thread(self.store.append, investigation)
 
     async def _run_step(self, investigation: Investigation, step: str, fact: IncidentFact) -> None:
         if step in _REMOTE_STEPS or (step == "generate" and self.llm is not None):
@@ -257,12 +267,12 @@ class Investigator(LogFollower):
     async def _do(self, step: str, investigation: Investigation, incident: IncidentFact) -> Found:
         project_id = investigation.project_id
         actions: dict[str, Callable[[], Awaitable[Found]]] = {
-            "collect_alerts": lambda: asyncio.to_thread(self.gather.alerts, incident, project_id),
+            "collect_alerts": lambda: self._thread(self.gather.alerts, incident, project_id),
             "query_metrics": lambda: self.gather.metrics(incident, project_id),
-            "change_events": lambda: asyncio.to_thread(self.gather.changes, incident, project_id),
-            "similar_incidents": lambda: asyncio.to_thread(self._similar, incident, project_id),
-            "generate": lambda: asyncio.to_thread(self._generate, investigation, incident),
-            "rank": lambda: asyncio.to_thread(self._rank, investigation),
+            "change_events": lambda: self._thread(self.gather.changes, incident, project_id),
+            "similar_incidents": lambda: self._thread(self._similar, incident, project_id),
+            "generate": lambda: self._thread(self._generate, investigation, incident),
+            "rank": lambda: self._thread(self._rank, investigation),
         }
         return await actions[step]()
 
