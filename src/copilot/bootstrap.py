@@ -34,8 +34,7 @@ class PositionWaiter(Protocol):
 
 
 def postgres_conninfo(settings: Settings) -> str:
-    pg = settings.postgres
-    return f"host={pg.host} port={pg.port} dbname={pg.dbname} user={pg.user} password={pg.password}"
+    return settings.postgres.conninfo
 
 
 def build_read_database(settings: Settings) -> ReadDatabase:

@@ -90,16 +90,11 @@ def _migrate_sqlite(path: Path) -> list[Migration]:
         conn.close()
 
 
-def _conninfo(settings: Settings) -> str:
-    pg = settings.postgres
-    return f"host={pg.host} port={pg.port} dbname={pg.dbname} user={pg.user} password={pg.password}"
-
-
 def _migrate_postgres(settings: Settings) -> list[Migration]:
     import psycopg
 
     applied: list[Migration] = []
-    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
         try:
             conn.execute(_LEDGER)

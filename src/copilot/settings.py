@@ -31,6 +31,11 @@ class PostgresLocation(msgspec.Struct, frozen=True):
     user: str
     password: str
 
+    @property
+    def conninfo(self) -> str:
+        """As libpq (psycopg) takes it."""
+        return f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} password={self.password}"
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every knob of a copilot process."""
