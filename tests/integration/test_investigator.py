@@ -5,6 +5,7 @@ starts a second run nor records anything twice."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -107,3 +108,41 @@ def test_when_generation_fails_the_run_still_finishes_with_the_failure_recorded(
     investigation, _ = _investigation(container, incident)
     assert (investigation.run, investigation.running, investigation.hypotheses) == (1, False, [])
     assert investigation.steps["generate"] == "failed" and investigation.steps["rank"] == "completed"
+
+
+def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelty_is_labelled(
+    client: TestClient[Any], container: Container
+) -> None:
+    ann = register(client, "ann@example.com")
+    now = datetime.now(UTC)
+
+    def declare(title: str, service: str, hours_ago: float) -> str:
+        body = {"title": title, "service_name": service, "severity": "high",
+                "detected_at": (now - timedelta(hours=hours_ago)).isoformat()}
+        response = client.post("/api/v1/incidents", headers=ann.headers, json=body)
+        assert response.status_code == 200, response.text
+        return str(response.json()["id"])
+
+    past = [declare("Checkout 5xx after payment timeout", "checkout", hours) for hours in (50, 30, 10)]
+    declare("Search index rebuild slow", "search", 20)
+    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    _follow(investigator)
+    hypotheses = client.get(f"/api/v1/incidents/{past[1]}/hypotheses", headers=ann.headers).json()
+    confirmed = client.post(f"/api/v1/incidents/{past[1]}/hypotheses/{hypotheses[0]['id']}/feedback",
+                            headers=ann.headers, json={"feedback": "confirmed"})
+    assert confirmed.status_code == 200, confirmed.text
+
+    def similar(incident_id: str) -> dict[str, Any]:
+        steps = client.get(f"/api/v1/incidents/{incident_id}/workflow", headers=ann.headers).json()["steps"]
+        return dict(next(s for s in steps if s["step"] == "similar_incidents")["findings"])
+
+    again = declare("Checkout 5xx, payment timeouts", "checkout", 0)
+    unrelated = declare("Thumbnail worker disk full", "thumbnails", 0)
+    _follow(investigator)
+    found = similar(again)
+    assert [i["incident_id"] for i in found["incidents"]] == [past[2], past[1], past[0]]  # alike, then newest
+    assert found["novelty"] == "frequent"
+    by_id = {i["incident_id"]: i for i in found["incidents"]}
+    assert by_id[past[1]]["confirmed_category"] == hypotheses[0]["category"]
+    assert by_id[past[0]]["confirmed_category"] is None
+    assert similar(unrelated) == {"incidents": [], "novelty": "new"}
