@@ -31,7 +31,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
+def _uvicorn(app: Any, settings: Settings, port: int, *, deflate: bool = True) -> _Server:
     config = uvicorn.Config(
         app,
         host=settings.bind_host,
@@ -41,6 +41,7 @@ def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
         access_log=settings.log_level == "DEBUG",
         lifespan="on",
         ws_max_size=64 * 1024,
+        ws_per_message_deflate=deflate,
         timeout_graceful_shutdown=10,
     )
     return _Server(config)
@@ -129,7 +130,9 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     if role in ("all", "stream"):
         assert bus is not None
         gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub(), metrics, nats_connected)
-        servers.append(_uvicorn(gateway, settings, settings.ws_port))
+        # Events are a few hundred bytes of JSON: compressing each one once per client cost the
+        # gateway more CPU than any other single thing, for little saved on the wire.
+        servers.append(_uvicorn(gateway, settings, settings.ws_port, deflate=False))
         sockets[servers[-1]] = ports["ws"]
 
     loop = asyncio.get_running_loop()
