@@ -22,6 +22,7 @@ class OpenAIServer:
     prompt_tokens: int = 812
     completion_tokens: int = 188
     fail: bool = False
+    delay: float = 0.0  # seconds before each answer, as a real model takes
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -37,6 +38,7 @@ def openai_server(answer: dict[str, Any]) -> Iterator[OpenAIServer]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             state.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
+            time.sleep(state.delay)
             if state.fail:
                 payload = json.dumps({"error": {"message": "overloaded", "type": "server_error"}}).encode()
                 self.send_response(500)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,10 @@ from litestar.testing import TestClient
 
 from copilot.bootstrap import Container
 from copilot.domain.investigation import Investigation
+from copilot.investigation.llm import LLMEngine
 from copilot.investigation.workflow import CONCURRENCY, Investigator
+from tests.e2e.openai_server import openai_server
+from tests.e2e.test_llm_engine import ANSWER, EXPECTED_COST
 from tests.integration.conftest import register
 
 
@@ -146,3 +150,22 @@ def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelt
     assert by_id[past[1]]["confirmed_category"] == hypotheses[0]["category"]
     assert by_id[past[0]]["confirmed_category"] is None
     assert similar(unrelated) == {"incidents": [], "novelty": "new"}
+
+
+def test_a_burst_with_identical_evidence_pays_for_one_llm_call(client: TestClient[Any], container: Container) -> None:
+    # Incidents of one service arriving together are investigated at once, before any of their
+    # runs has ended: the first asks the LLM, the others wait for it and reuse its answer.
+    ann = register(client, "ann@example.com")
+    burst = [client.post("/api/v1/incidents", headers=ann.headers,
+                         json={"title": f"Checkout is slow ({n})", "service_name": "payment-api",
+                               "severity": "high"}).json()["id"] for n in range(6)]
+    with openai_server(ANSWER) as llm:
+        llm.delay = 1.0
+        investigator = Investigator(container.store, container.db, read_models=container.waiter,
+                                    llm=LLMEngine("openai/gpt-4o-mini", llm.url, "sk-local"))
+        _follow(investigator)
+    assert len(llm.requests) == 1
+    calls = [call for incident_id in burst
+             for call in _investigation(container, incident_id)[0].findings["generate"]["llm_calls"]]
+    assert sorted(c["cached"] for c in calls) == [False] + [True] * 5
+    assert all(Decimal(c["saved_usd"]) == EXPECTED_COST for c in calls if c["cached"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,7 @@ from copilot.investigation.evidence import (
     fingerprint,
 )
 from copilot.investigation.gather import Found, Gatherer, Skipped
-from copilot.investigation.llm import LLMEngine
+from copilot.investigation.llm import LLMCall, LLMEngine
 from copilot.ops.metrics import Metrics
 from copilot.projections.db import ReadDatabase
 
@@ -68,6 +69,49 @@ def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
+Generated = tuple[list[dict[str, Any]], Decimal, str]  # hypotheses, what their LLM calls cost, engine
+
+
+class _InFlight:
+    """Generation from identical evidence, across the investigations running at once.
+
+    A burst of incidents of one service often has identical evidence, and the read models hold
+    a run's hypotheses only once it has ended: without this, each of them would pay for its own
+    LLM call. The first generates; the others wait for it and reuse its hypotheses as a cache hit.
+    """
+
+    _KEEP = 1000  # results remembered, for runs that come just after
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Any, threading.Event] = {}
+        self._results: dict[Any, Generated] = {}
+
+    def wait_or_claim(self, key: Any, timeout: float) -> Generated | None:
+        """Someone's result for `key`, waiting while they are at it; None when the caller is to
+        generate (it then calls `done`)."""
+        with self._lock:
+            if key in self._results:
+                return self._results[key]
+            running = self._running.get(key)
+            if running is None:
+                self._running[key] = threading.Event()
+                return None
+        running.wait(timeout)
+        with self._lock:
+            return self._results.get(key)  # None if theirs failed: the caller generates after all
+
+    def done(self, key: Any, result: Generated | None) -> None:
+        with self._lock:
+            if result is not None:
+                if len(self._results) >= self._KEEP:
+                    self._results.clear()
+                self._results[key] = result
+            running = self._running.pop(key, None)
+        if running is not None:
+            running.set()
+
+
 class Investigator(LogFollower):
     tracking_name = INVESTIGATOR_TRACKING_NAME
     lock_key = _PG_INVESTIGATOR_LOCK
@@ -84,6 +128,7 @@ class Investigator(LogFollower):
         # Its own threads: a slow LLM call or a commit wait holds one, and must not starve the
         # default executor that the relay and gateway share in an all-in-one process.
         self._threads = ThreadPoolExecutor(CONCURRENCY + 2, thread_name_prefix="investigator")
+        self._in_flight = _InFlight()
         self.llm = llm
         self.metrics: Metrics | None = None
         self.gather = Gatherer(db, now)
@@ -301,9 +346,12 @@ class Investigator(LogFollower):
         key = fingerprint(evidence)
         namespace = investigation.id
         engine = self.llm.name if self.llm else "builtin"
+        shared_key = (investigation.project_id, key)
         cached = self._cached(investigation.project_id, key)
+        if cached is None:  # the read models have hypotheses only once a run ends: ask the runs in flight
+            cached = self._in_flight.wait_or_claim(shared_key, STEP_TIMEOUT_SECONDS)
         if cached is not None:
-            hypotheses, saved = cached
+            hypotheses, saved, engine = cached
             calls = []
             if self.llm is not None:  # a cache hit of the LLM engine is accounted as the call it avoided
                 calls.append({"model": self.llm.model, "request_type": "hypothesis", "prompt_tokens": 0,
@@ -312,22 +360,27 @@ class Investigator(LogFollower):
             return Found(f"{len(hypotheses)} hypotheses reused from an investigation with identical evidence",
                          {"hypotheses": hypotheses, "engine": engine, "fingerprint": key, "cached": True,
                           "llm_calls": calls})
-        calibration = self.gather.calibration(investigation.project_id)
-        if self.llm is None:
-            hypotheses = generate_hypotheses(evidence, calibration, namespace)
-            llm_calls: list[dict[str, Any]] = []
-        else:
-            hypotheses, made, engine = self.llm.generate(evidence, calibration, namespace)
-            llm_calls = [{"model": c.model, "request_type": "hypothesis", "prompt_tokens": c.prompt_tokens,
-                          "completion_tokens": c.completion_tokens, "cost_usd": str(c.cost_usd), "cached": False,
-                          "latency_ms": c.latency_ms, "success": c.success, "saved_usd": "0"} for c in made]
+        result = None
+        try:
+            calibration = self.gather.calibration(investigation.project_id)
+            if self.llm is None:
+                hypotheses = generate_hypotheses(evidence, calibration, namespace)
+                made: list[LLMCall] = []
+            else:
+                hypotheses, made, engine = self.llm.generate(evidence, calibration, namespace)
+            result = (hypotheses, sum((c.cost_usd for c in made), Decimal(0)), engine)
+        finally:
+            self._in_flight.done(shared_key, result)
+        llm_calls = [{"model": c.model, "request_type": "hypothesis", "prompt_tokens": c.prompt_tokens,
+                      "completion_tokens": c.completion_tokens, "cost_usd": str(c.cost_usd), "cached": False,
+                      "latency_ms": c.latency_ms, "success": c.success, "saved_usd": "0"} for c in made]
         top = hypotheses[0] if hypotheses else None
         summary = (f"{len(hypotheses)} hypotheses from the {engine} engine; top: {top['claim']} "
                    f"({top['confidence_score']:.0%})" if top else "no hypotheses")
         return Found(summary, {"hypotheses": hypotheses, "engine": engine, "fingerprint": key, "cached": False,
                                "llm_calls": llm_calls})
 
-    def _cached(self, project_id: UUID, key: str) -> tuple[list[dict[str, Any]], Decimal] | None:
+    def _cached(self, project_id: UUID, key: str) -> tuple[list[dict[str, Any]], Decimal, str] | None:
         """Earlier hypotheses from identical evidence, and what their LLM calls cost (what reuse saves)."""
         row = self.db.fetch_one(
             "SELECT incident_id, run FROM hypotheses WHERE project_id = :project_id"
@@ -344,14 +397,16 @@ class Investigator(LogFollower):
         )
         if not rows:
             return None
+        # What reusing them saves is what they cost: the calls made for them, or, if they were
+        # themselves reused, what that reuse saved.
         costs = self.db.fetch_all(
-            "SELECT cost_usd FROM llm_requests WHERE incident_id = :incident_id AND run = :run AND cached = :no",
-            {"incident_id": row["incident_id"], "run": row["run"], "no": False},
+            "SELECT cost_usd, saved_usd, cached FROM llm_requests WHERE incident_id = :incident_id AND run = :run",
+            {"incident_id": row["incident_id"], "run": row["run"]},
         )
-        saved = sum((Decimal(str(c["cost_usd"])) for c in costs), Decimal(0))
+        saved = sum((Decimal(str(c["saved_usd"] if c["cached"] else c["cost_usd"])) for c in costs), Decimal(0))
         hypotheses = [{**r, "supporting_evidence": msgspec.json.decode(r["supporting_evidence"]),
                        "contradicting_evidence": msgspec.json.decode(r["contradicting_evidence"])} for r in rows]
-        return hypotheses, saved
+        return hypotheses, saved, self.llm.name if self.llm else "builtin"
 
     def _rank(self, investigation: Investigation) -> Found:
         generated = investigation.findings.get("generate", {})
