@@ -18,7 +18,7 @@ from copilot.investigation.llm import LLMEngine
 from copilot.investigation.workflow import CONCURRENCY, Investigator
 from tests.e2e.openai_server import openai_server
 from tests.e2e.test_llm_engine import ANSWER, EXPECTED_COST
-from tests.integration.conftest import register
+from tests.integration.conftest import Account, register
 
 
 def _follow(investigator: Investigator) -> None:
@@ -27,6 +27,18 @@ def _follow(investigator: Investigator) -> None:
             pass
 
     asyncio.run(until_idle())
+
+
+def _declare(client: TestClient[Any], account: Account, title: str, service: str = "checkout",
+             **fields: Any) -> str:
+    response = client.post("/api/v1/incidents", headers=account.headers,
+                           json={"title": title, "service_name": service, "severity": "high", **fields})
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def _investigator(container: Container, **options: Any) -> Investigator:
+    return Investigator(container.store, container.db, read_models=container.waiter, **options)
 
 
 def _investigation(container: Container, incident_id: str) -> tuple[Investigation, int]:
@@ -39,10 +51,8 @@ def test_a_burst_is_investigated_once_each_and_a_replayed_stretch_changes_nothin
     client: TestClient[Any], container: Container
 ) -> None:
     ann = register(client, "ann@example.com")
-    incidents = [client.post("/api/v1/incidents", headers=ann.headers,
-                             json={"title": f"Errors on checkout {n}", "service_name": "checkout",
-                                   "severity": "high"}).json()["id"] for n in range(CONCURRENCY + 5)]
-    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    incidents = [_declare(client, ann, f"Errors on checkout {n}") for n in range(CONCURRENCY + 5)]
+    investigator = _investigator(container)
     _follow(investigator)
     first = {i: _investigation(container, i) for i in incidents}
     for investigation, events in first.values():
@@ -61,10 +71,8 @@ def test_an_investigation_that_keeps_failing_is_ended_as_failed_and_holds_up_no_
     client: TestClient[Any], container: Container
 ) -> None:
     ann = register(client, "ann@example.com")
-    incidents = [client.post("/api/v1/incidents", headers=ann.headers,
-                             json={"title": f"Errors on checkout {n}", "service_name": "checkout",
-                                   "severity": "high"}).json()["id"] for n in range(3)]
-    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    incidents = [_declare(client, ann, f"Errors on checkout {n}") for n in range(3)]
+    investigator = _investigator(container)
     broken = Investigation.create_id(UUID(incidents[0]))
     append = investigator._append
 
@@ -99,10 +107,8 @@ def test_when_generation_fails_the_run_still_finishes_with_the_failure_recorded(
     client: TestClient[Any], container: Container
 ) -> None:
     ann = register(client, "ann@example.com")
-    incident = client.post("/api/v1/incidents", headers=ann.headers,
-                           json={"title": "Errors on checkout", "service_name": "checkout",
-                                 "severity": "high"}).json()["id"]
-    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    incident = _declare(client, ann, "Errors on checkout")
+    investigator = _investigator(container)
 
     def broken_engine(*_: Any) -> Any:
         raise ValueError("the engine broke")
@@ -121,15 +127,11 @@ def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelt
     now = datetime.now(UTC)
 
     def declare(title: str, service: str, hours_ago: float) -> str:
-        body = {"title": title, "service_name": service, "severity": "high",
-                "detected_at": (now - timedelta(hours=hours_ago)).isoformat()}
-        response = client.post("/api/v1/incidents", headers=ann.headers, json=body)
-        assert response.status_code == 200, response.text
-        return str(response.json()["id"])
+        return _declare(client, ann, title, service, detected_at=(now - timedelta(hours=hours_ago)).isoformat())
 
     past = [declare("Checkout 5xx after payment timeout", "checkout", hours) for hours in (50, 30, 10)]
     declare("Search index rebuild slow", "search", 20)
-    investigator = Investigator(container.store, container.db, read_models=container.waiter)
+    investigator = _investigator(container)
     _follow(investigator)
     hypotheses = client.get(f"/api/v1/incidents/{past[1]}/hypotheses", headers=ann.headers).json()
     confirmed = client.post(f"/api/v1/incidents/{past[1]}/hypotheses/{hypotheses[0]['id']}/feedback",
@@ -156,13 +158,10 @@ def test_a_burst_with_identical_evidence_pays_for_one_llm_call(client: TestClien
     # Incidents of one service arriving together are investigated at once, before any of their
     # runs has ended: the first asks the LLM, the others wait for it and reuse its answer.
     ann = register(client, "ann@example.com")
-    burst = [client.post("/api/v1/incidents", headers=ann.headers,
-                         json={"title": f"Checkout is slow ({n})", "service_name": "payment-api",
-                               "severity": "high"}).json()["id"] for n in range(6)]
+    burst = [_declare(client, ann, f"Checkout is slow ({n})", "payment-api") for n in range(6)]
     with openai_server(ANSWER) as llm:
         llm.delay = 1.0
-        investigator = Investigator(container.store, container.db, read_models=container.waiter,
-                                    llm=LLMEngine("openai/gpt-4o-mini", llm.url, "sk-local"))
+        investigator = _investigator(container, llm=LLMEngine("openai/gpt-4o-mini", llm.url, "sk-local"))
         _follow(investigator)
     assert len(llm.requests) == 1
     calls = [call for incident_id in burst

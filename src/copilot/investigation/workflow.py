@@ -65,6 +65,14 @@ _ATTEMPTS = 3  # a trigger whose investigation fails this often has its run ende
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
 
 
+def _opened(detected: Any) -> Investigation:
+    """A new investigation of the incident this Detected event declared, its first run started."""
+    investigation = Investigation(incident_id=detected.originator_id, tenant_id=detected.tenant_id,
+                                  project_id=detected.project_id)
+    investigation.start_run("detected", None)
+    return investigation
+
+
 def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
@@ -209,9 +217,7 @@ class Investigator(LogFollower):
         try:
             investigation = await self._thread(self.store.find, Investigation, investigation_id)
             if investigation is None and detected:  # it never got as far as the log: record that it failed
-                investigation = Investigation(incident_id=trigger.originator_id, tenant_id=trigger.tenant_id,
-                                              project_id=trigger.project_id)
-                investigation.start_run("detected", None)
+                investigation = _opened(trigger)
             if investigation is not None and investigation.running:
                 investigation.finish_run("failed")
                 await self._append(investigation)
@@ -237,12 +243,9 @@ class Investigator(LogFollower):
             fact = IncidentFact(id=incident_id, title=detected.title, description=detected.description,
                                 service=detected.service_name, severity=detected.severity,
                                 detected_at=detected.detected_at)
-            investigation = Investigation(incident_id=incident_id, tenant_id=detected.tenant_id,
-                                          project_id=detected.project_id)
-            investigation.start_run("detected", None)
+            investigation = _opened(detected)
         else:
-            investigation = await self._thread(self.store.find, Investigation,
-                                                    Investigation.create_id(incident_id))
+            investigation = await self._thread(self.store.find, Investigation, Investigation.create_id(incident_id))
         for _ in range(20):  # a bound on how often a run is re-decided after concurrent writes
             if investigation is None:
                 return
@@ -261,8 +264,7 @@ class Investigator(LogFollower):
             except ConcurrentWriteError:
                 # Someone else moved it: reload and decide again. Otherwise the aggregate in
                 # hand is the stored one plus what this run has done, so no reload is needed.
-                investigation = await self._thread(self.store.find, Investigation,
-                                                        Investigation.create_id(incident_id))
+                investigation = await self._thread(self.store.find, Investigation, Investigation.create_id(incident_id))
                 if investigation is None:
                     raise RuntimeError(f"the investigation of incident {incident_id} could not be appended"
                                        " and is not in the log") from None
