@@ -181,6 +181,26 @@ def test_another_tenant_gets_404_on_every_incident_route(client: TestClient[Any]
     assert client.get(base, headers=ann.headers).json()["state"] == "detected"
 
 
+def test_a_removed_member_or_a_deleted_project_lists_404_not_an_empty_page(client: TestClient[Any]) -> None:
+    # The list checks access in the same query as the page; an empty answer must still tell
+    # "no such project for you" (404) from "no incidents yet" ([]).
+    ann = register(client, "ann@acme.io")
+    create(client, ann)
+    invite = client.post(f"{API}/projects/{ann.project_id}/members", headers=ann.headers,
+                         json={"email": "bob@acme.io", "role": "member"}).json()
+    bob = register(client, "bob@acme.io", invite_token=invite["invite_token"])
+    assert len(client.get(f"{API}/incidents", headers=bob.headers).json()) == 1
+    assert client.get(f"{API}/incidents?state=resolved", headers=bob.headers).json() == []
+
+    assert client.delete(f"{API}/projects/{ann.project_id}/members/{bob.user_id}", headers=ann.headers).is_success
+    removed = client.get(f"{API}/incidents", headers=bob.headers)
+    assert removed.status_code == 404 and removed.json()["detail"] == "project not found"
+
+    assert client.delete(f"{API}/projects/{ann.project_id}", headers=ann.headers).is_success
+    deleted = client.get(f"{API}/incidents", headers=ann.headers)
+    assert deleted.status_code == 404 and deleted.json()["detail"] == "project not found"
+
+
 def race(container: Container, actor: UUID, incident_id: UUID, states: tuple[str, ...]) -> list[str]:
     """Issue the moves from parallel threads released at once; return the states that were applied."""
     outcomes: list[str] = []

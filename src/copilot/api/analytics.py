@@ -41,7 +41,7 @@ class AnalyticsController(Controller):
     @staticmethod
     async def _project(container: Container, principal: Principal) -> UUID:
         project_id = principal.project_id
-        if project_id is None or await blocking(container.projects.role, project_id, principal.user_id) is None:
+        if project_id is None or await container.projects.arole(project_id, principal.user_id) is None:
             raise NotFoundError("no active project; choose one with POST /auth/switch-project")
         return project_id
 
@@ -84,7 +84,7 @@ class AnalyticsController(Controller):
     async def incident_metrics(
         self, incident_id: UUID, principal: Principal, container: Container
     ) -> IncidentAnalytics:
-        row = await blocking(container.incidents.get_visible, incident_id, principal.user_id)
+        row = await container.incidents.get_visible(incident_id, principal.user_id)
         if row is None:
             raise NotFoundError("incident not found")
         records = await blocking(container.analytics.incident_records, incident_id)

@@ -70,6 +70,7 @@ def create_api_app(container: Container, metrics: Metrics | None = None,
             path="/",
             render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
         ),
+        on_shutdown=[container.db.aclose],  # this loop's async read connections
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,  # logging is configured once, by the CLI
         cors_config=CORSConfig(allow_origins=[], allow_credentials=True),

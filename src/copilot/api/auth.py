@@ -186,7 +186,7 @@ class AuthController(Controller):
     async def ws_token(self, principal: Principal, container: Container) -> WsToken:
         # The stream carries the token's project: only a current member may have it there.
         project_id = principal.project_id
-        if project_id is not None and await blocking(container.projects.role, project_id, principal.user_id) is None:
+        if project_id is not None and await container.projects.arole(project_id, principal.user_id) is None:
             project_id = None
         token, _ = container.tokens.issue(
             "ws", user_id=principal.user_id, tenant_id=principal.tenant_id,

@@ -69,7 +69,7 @@ async def principal_from_request(request: Request[Any, Any, Any], container: Con
         claims = container.tokens.decode(token, "access")
     except TokenError as error:
         raise UnauthorizedError(str(error)) from None
-    if not await blocking(container.accounts.session_is_active, claims.sid):
+    if not await container.accounts.session_is_active(claims.sid):
         raise UnauthorizedError("session has ended; log in again")
     log_context.set({**(log_context.get() or {}), "tenant_id": str(claims.tid), "project_id": str(claims.pid or "")})
     return Principal(user_id=claims.sub, tenant_id=claims.tid, session_id=claims.sid, project_id=claims.pid)

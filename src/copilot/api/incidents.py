@@ -67,16 +67,21 @@ class IncidentsController(Controller):
     tags = ["Incidents"]
 
     @staticmethod
-    async def _active_project(container: Container, principal: Principal) -> UUID:
+    def _chosen_project(principal: Principal) -> UUID:
         if principal.project_id is None:
             raise NotFoundError("no active project; choose one with POST /auth/switch-project")
-        if await blocking(container.projects.role, principal.project_id, principal.user_id) is None:
-            raise NotFoundError("project not found")
         return principal.project_id
+
+    @classmethod
+    async def _active_project(cls, container: Container, principal: Principal) -> UUID:
+        project_id = cls._chosen_project(principal)
+        if await container.projects.arole(project_id, principal.user_id) is None:
+            raise NotFoundError("project not found")
+        return project_id
 
     @staticmethod
     async def _visible(container: Container, incident_id: UUID, principal: Principal) -> dict[str, Any]:
-        row = await blocking(container.incidents.get_visible, incident_id, principal.user_id)
+        row = await container.incidents.get_visible(incident_id, principal.user_id)
         if row is None:
             raise NotFoundError("incident not found")
         return row
@@ -100,17 +105,16 @@ class IncidentsController(Controller):
         severity: Severity | None = None,
         state_filter: Annotated[IncidentState | None, QueryParameter(name="state")] = None,
     ) -> list[IncidentRead]:
-        project_id = await self._active_project(container, principal)
-        rows = await blocking(
-            lambda: container.incidents.page(project_id, skip=skip, limit=limit, severity=severity, state=state_filter)
-        )
+        project_id = self._chosen_project(principal)
+        rows = await container.incidents.page(project_id, principal.user_id, skip=skip, limit=limit,
+                                              severity=severity, state=state_filter)
+        if not rows:  # an empty page, or no access to the project: tell which
+            await self._active_project(container, principal)
         return [_incident(row) for row in rows]
 
     @post("/", operation_id="createIncident", status_code=200, summary="Declare an incident")
     async def create_incident(self, data: IncidentCreate, principal: Principal, container: Container) -> IncidentRead:
-        project_id = principal.project_id
-        if project_id is None:
-            raise NotFoundError("no active project; choose one with POST /auth/switch-project")
+        project_id = self._chosen_project(principal)
         cmd = CreateIncident(
             actor=principal.user_id, tenant_id=principal.tenant_id, project_id=project_id, title=data.title,
             description=data.description, service_name=data.service_name, severity=data.severity,

@@ -114,7 +114,7 @@ class InvestigationsController(Controller):
 
     @staticmethod
     async def _visible(container: Container, incident_id: UUID, principal: Principal) -> None:
-        if await blocking(container.incidents.get_visible, incident_id, principal.user_id) is None:
+        if await container.incidents.get_visible(incident_id, principal.user_id) is None:
             raise NotFoundError("incident not found")
 
     @post("/investigate", operation_id="investigateIncident", status_code=202,

@@ -14,35 +14,42 @@ _COLUMNS = (
     " state_changes, reopen_count, created_at, updated_at"
 )
 
+_QUALIFIED = ", ".join("i." + column.strip() for column in _COLUMNS.split(","))
+# Incidents `i` of live projects the user `:user_id` is a member of (`m` is the membership).
+_VISIBLE_TO_USER = (
+    " FROM incidents i JOIN project_members m ON m.project_id = i.project_id AND m.user_id = :user_id"
+    " JOIN projects p ON p.id = i.project_id AND p.deleted_at IS NULL"
+)
+
 
 class IncidentsView:
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
 
-    def page(
-        self, project_id: UUID, *, skip: int, limit: int, severity: str | None = None, state: str | None = None
+    async def page(
+        self, project_id: UUID, user_id: UUID, *, skip: int, limit: int, severity: str | None = None,
+        state: str | None = None,
     ) -> list[Row]:
-        where = ["project_id = :project_id"]
-        params: dict[str, object] = {"project_id": project_id, "limit": limit, "skip": skip}
+        """A page of the project's incidents, newest first; empty unless the user is a member of
+        the (live) project — the access check rides in the same query."""
+        where = ["i.project_id = :project_id"]
+        params: dict[str, object] = {"project_id": project_id, "user_id": user_id, "limit": limit, "skip": skip}
         if severity is not None:
-            where.append("severity = :severity")
+            where.append("i.severity = :severity")
             params["severity"] = severity
         if state is not None:
-            where.append("state = :state")
+            where.append("i.state = :state")
             params["state"] = state
-        return self.db.fetch_all(
-            f"SELECT {_COLUMNS} FROM incidents WHERE {' AND '.join(where)}"
-            " ORDER BY detected_at DESC, id DESC LIMIT :limit OFFSET :skip",
+        return await self.db.afetch_all(
+            f"SELECT {_QUALIFIED}{_VISIBLE_TO_USER} WHERE {' AND '.join(where)}"
+            " ORDER BY i.detected_at DESC, i.id DESC LIMIT :limit OFFSET :skip",
             params,
         )
 
-    def get_visible(self, incident_id: UUID, user_id: UUID) -> Row | None:
+    async def get_visible(self, incident_id: UUID, user_id: UUID) -> Row | None:
         """The incident, if the user is a member of its (live) project; else None."""
-        return self.db.fetch_one(
-            f"SELECT {', '.join('i.' + c.strip() for c in _COLUMNS.split(','))}, m.role"
-            " FROM incidents i JOIN project_members m ON m.project_id = i.project_id AND m.user_id = :user_id"
-            " JOIN projects p ON p.id = i.project_id AND p.deleted_at IS NULL WHERE i.id = :id",
-            {"id": incident_id, "user_id": user_id},
+        return await self.db.afetch_one(
+            f"SELECT {_QUALIFIED}, m.role{_VISIBLE_TO_USER} WHERE i.id = :id", {"id": incident_id, "user_id": user_id}
         )
 
     def seconds_in_states(self, incident_id: UUID) -> dict[str, float]:

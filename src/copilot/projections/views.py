@@ -18,6 +18,11 @@ _MEMBER_QUERY = (
     "FROM project_members m JOIN users u ON u.id = m.user_id"
 )
 
+_VISIBLE_PROJECT = (
+    f"SELECT {_PROJECT_COLUMNS} FROM project_members m JOIN projects p ON p.id = m.project_id "
+    "WHERE m.project_id = :project_id AND m.user_id = :user_id AND p.deleted_at IS NULL"
+)
+
 
 class AccountsView:
     def __init__(self, db: ReadDatabase) -> None:
@@ -34,8 +39,8 @@ class AccountsView:
             "SELECT id, name, slug, created_at FROM tenants WHERE id = :id", {"id": tenant_id}
         )
 
-    def session_is_active(self, session_id: UUID) -> bool:
-        row = self.db.fetch_one(
+    async def session_is_active(self, session_id: UUID) -> bool:
+        row = await self.db.afetch_one(
             "SELECT revoked_at FROM sessions WHERE id = :id", {"id": session_id}
         )
         return row is not None and row["revoked_at"] is None
@@ -59,14 +64,15 @@ class ProjectsView:
 
     def visible(self, project_id: UUID, user_id: UUID) -> Row | None:
         """The project with the user's role, or None if it is deleted or they are not a member."""
-        return self.db.fetch_one(
-            f"SELECT {_PROJECT_COLUMNS} FROM project_members m JOIN projects p ON p.id = m.project_id "
-            "WHERE m.project_id = :project_id AND m.user_id = :user_id AND p.deleted_at IS NULL",
-            {"project_id": project_id, "user_id": user_id},
-        )
+        return self.db.fetch_one(_VISIBLE_PROJECT, {"project_id": project_id, "user_id": user_id})
 
     def role(self, project_id: UUID, user_id: UUID) -> str | None:
         row = self.visible(project_id, user_id)
+        return None if row is None else str(row["role"])
+
+    async def arole(self, project_id: UUID, user_id: UUID) -> str | None:
+        """`role`, from a coroutine (a request checking its caller's access on its way)."""
+        row = await self.db.afetch_one(_VISIBLE_PROJECT, {"project_id": project_id, "user_id": user_id})
         return None if row is None else str(row["role"])
 
     def role_enum(self, project_id: UUID, user_id: UUID) -> Role | None:
