@@ -44,3 +44,27 @@ def test_a_failing_row_rolls_back_the_whole_transaction(db: PostgresReadDatabase
         tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": 1, "note": "first"})
         tx.execute("INSERT INTO a (id, note) VALUES (:id, :note)", {"id": 1, "note": "again"})
     assert db.fetch_all("SELECT id FROM a") == []
+
+
+def test_many_rows_of_one_insert_land_whole(db: PostgresReadDatabase) -> None:
+    # Rows held and sent together, with literals, a repeated parameter and NULLs.
+    count = 237
+    with db.transaction() as tx:
+        for n in range(count):
+            tx.execute("INSERT INTO a (id, note) VALUES (:id, 'it''s (' || :note || ', ' || :note || ')')",
+                       {"id": n, "note": None if n % 7 == 0 else f"n{n}"})
+    rows = {r["id"]: r["note"] for r in db.fetch_all("SELECT id, note FROM a")}
+    assert len(rows) == count
+    assert rows[1] == "it's (n1, n1)" and rows[7] is None and rows[count - 1] == f"it's (n{count - 1}, n{count - 1})"
+
+
+def test_do_nothing_keeps_the_first_row_of_a_key_and_upserts_apply_in_order(db: PostgresReadDatabase) -> None:
+    with db.transaction() as tx:
+        for at, n in enumerate((1, 2, 1, 3, 2)):  # keys repeated within what is sent together
+            tx.execute("INSERT INTO a (id, note) VALUES (:id, :note) ON CONFLICT (id) DO NOTHING",
+                       {"id": n, "note": f"at {at}"})
+        for count in (1, 2, 3):  # the same key three times: each statement sees the one before
+            tx.execute("INSERT INTO b (id, a_count) VALUES (:id, :count) ON CONFLICT (id) DO UPDATE"
+                       " SET a_count = b.a_count + excluded.a_count", {"id": 9, "count": count})
+    assert {r["id"]: r["note"] for r in db.fetch_all("SELECT id, note FROM a")} == {1: "at 0", 2: "at 1", 3: "at 3"}
+    assert db.fetch_one("SELECT a_count FROM b WHERE id = 9") == {"a_count": 6}
