@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar.testing import TestClient
 
+from copilot.bootstrap import Container
+from copilot.commands.auth import LogOut
 from tests.integration.conftest import register
 
 API = "/api/v1"
@@ -92,6 +95,25 @@ def test_logout_ends_the_session_and_its_refresh_token(client: TestClient[Any]) 
     refresh_cookie = login.cookies.get("refresh_token")
     response = client.post(f"{API}/auth/refresh", json={"refresh_token": refresh_cookie})
     assert response.status_code == 401
+
+
+def test_a_session_ended_by_another_process_stops_working_here_within_the_trust_window(
+    client: TestClient[Any], container: Container
+) -> None:
+    # This process remembers a live session for LIVE_FOR seconds; a logout made through another
+    # API process reaches it through the read models once that runs out.
+    container.accounts.LIVE_FOR = 0.3
+    account = register(client, "ann@acme.io")
+    assert client.get(f"{API}/auth/me", headers=account.headers).status_code == 200
+    session_id = container.tokens.decode(account.token, "access").sid
+    container.auth.log_out(LogOut(session_id=session_id))  # as another API process would
+    deadline = time.monotonic() + 10
+    while container.db.fetch_one("SELECT revoked_at FROM sessions WHERE id = :id AND revoked_at IS NOT NULL",
+                                 {"id": session_id}) is None:
+        assert time.monotonic() < deadline, "the logout was never projected"
+        time.sleep(0.02)
+    time.sleep(container.accounts.LIVE_FOR + 0.05)
+    assert client.get(f"{API}/auth/me", headers=account.headers).status_code == 401
 
 
 def test_refresh_rotates_and_replaying_a_rotated_token_revokes_the_session(client: TestClient[Any]) -> None:

@@ -22,9 +22,13 @@ from tests.integration.conftest import Account, register
 
 
 def _follow(investigator: Investigator) -> None:
+    """Run the investigator until it has nothing left, then let the read models include what it
+    wrote (the API's reads, like a user's, see the projections, not the log)."""
     async def until_idle() -> None:
         while await investigator.step():
             pass
+        assert investigator.read_models is not None
+        assert await investigator.read_models.wait_for(investigator.store.head(), timeout=10)
 
     asyncio.run(until_idle())
 

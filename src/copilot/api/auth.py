@@ -154,6 +154,7 @@ class AuthController(Controller):
         except UnauthorizedError as refused:
             if refused.position is not None:  # the revocation must be visible before the 401 is
                 await read_your_writes(container, refused.position)
+                container.accounts.forget_session(claims.sid)
             raise
         return await self._answer_login(container, started)
 
@@ -161,6 +162,7 @@ class AuthController(Controller):
     async def logout(self, principal: Principal, container: Container) -> Response[dict[str, bool]]:
         position = await blocking(container.auth.log_out, LogOut(session_id=principal.session_id))
         await read_your_writes(container, position)
+        container.accounts.forget_session(principal.session_id)
         response: Response[dict[str, bool]] = Response({"logged_out": True}, status_code=200)
         response.delete_cookie(ACCESS_COOKIE, path="/")
         response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
