@@ -24,7 +24,7 @@ from copilot.security import PasswordHasher, TokenIssuer
 from copilot.security.credentials import CredentialCipher
 from copilot.settings import Settings
 
-__all__ = ["Container", "PositionWaiter", "build_container", "build_read_database", "postgres_conninfo"]
+__all__ = ["Container", "PositionWaiter", "build_container", "build_read_database"]
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,10 @@ class PositionWaiter(Protocol):
     async def wait_for(self, position: int, timeout: float = 5.0) -> bool: ...
 
 
-def postgres_conninfo(settings: Settings) -> str:
-    return settings.postgres.conninfo
-
-
 def build_read_database(settings: Settings) -> ReadDatabase:
     if settings.embedded:
         return SQLiteReadDatabase(settings.sqlite_path)
-    return PostgresReadDatabase(postgres_conninfo(settings))
+    return PostgresReadDatabase(settings.postgres.conninfo)
 
 
 @dataclass
@@ -98,7 +94,7 @@ def build_container(settings: Settings, *, run_projections: bool = True, apply_m
             store,
             db,
             projections,
-            listen_conninfo=None if settings.embedded else postgres_conninfo(settings),
+            listen_conninfo=None if settings.embedded else settings.postgres.conninfo,
         )
         store.on_append(runner.wake)
         waiter = runner

@@ -64,7 +64,7 @@ def _build_bus(settings: Settings, container: Any) -> Any:
 
 
 async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket]) -> None:
-    from copilot.bootstrap import build_container, postgres_conninfo
+    from copilot.bootstrap import build_container
     from copilot.integrations.prometheus_poller import PrometheusPoller
     from copilot.investigation.workflow import Investigator
     from copilot.ops.metrics import Metrics
@@ -89,7 +89,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     if role in ("all", "relay"):
         assert container is not None and bus is not None
         relay = Relay(LogReader(container.store), container.db, bus,
-                      listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
+                      listen_conninfo=None if settings.embedded else settings.postgres.conninfo)
         container.store.on_append(relay.wake)
         tasks.append(asyncio.create_task(relay.run()))
         poller = PrometheusPoller(container.store, container.db, container.alert_commands)
@@ -103,7 +103,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
 
             llm = LLMEngine(settings.llm_model, settings.llm_api_base, settings.llm_api_key)
         investigator = Investigator(container.store, container.db, llm=llm, read_models=container.waiter,
-                                    listen_conninfo=None if settings.embedded else postgres_conninfo(settings))
+                                    listen_conninfo=None if settings.embedded else settings.postgres.conninfo)
         container.store.on_append(investigator.wake)
         tasks.append(asyncio.create_task(investigator.run()))
     nats_connected = (lambda: bool(bus.connected)) if bus is not None and settings.nats_url else None
