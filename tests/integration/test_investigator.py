@@ -138,9 +138,10 @@ def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelt
     investigator = _investigator(container)
     _follow(investigator)
     hypotheses = client.get(f"/api/v1/incidents/{past[1]}/hypotheses", headers=ann.headers).json()
-    confirmed = client.post(f"/api/v1/incidents/{past[1]}/hypotheses/{hypotheses[0]['id']}/feedback",
-                            headers=ann.headers, json={"feedback": "confirmed"})
-    assert confirmed.status_code == 200, confirmed.text
+    for hypothesis in reversed(hypotheses[:2]):  # two confirmed causes: the better ranked is the one shown
+        confirmed = client.post(f"/api/v1/incidents/{past[1]}/hypotheses/{hypothesis['id']}/feedback",
+                                headers=ann.headers, json={"feedback": "confirmed"})
+        assert confirmed.status_code == 200, confirmed.text
 
     def similar(incident_id: str) -> dict[str, Any]:
         steps = client.get(f"/api/v1/incidents/{incident_id}/workflow", headers=ann.headers).json()["steps"]
@@ -153,7 +154,8 @@ def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelt
     assert [i["incident_id"] for i in found["incidents"]] == [past[2], past[1], past[0]]  # alike, then newest
     assert found["novelty"] == "frequent"
     by_id = {i["incident_id"]: i for i in found["incidents"]}
-    assert by_id[past[1]]["confirmed_category"] == hypotheses[0]["category"]
+    assert (by_id[past[1]]["confirmed_category"], by_id[past[1]]["confirmed_claim"]) == (
+        hypotheses[0]["category"], hypotheses[0]["claim"])
     assert by_id[past[0]]["confirmed_category"] is None
     assert similar(unrelated) == {"incidents": [], "novelty": "new"}
 

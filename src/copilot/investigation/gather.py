@@ -22,7 +22,8 @@ from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
 from copilot.projections.db import ReadDatabase
 
-__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals", "similarity", "tokens"]
+__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals", "similarity", "text_similarity",
+           "tokens"]
 
 # PromQL per signal; {sel} is the service selector, e.g. service="payment-api".
 METRIC_TEMPLATES: dict[str, str] = {
@@ -59,15 +60,21 @@ def tokens(text: str) -> frozenset[str]:
     return frozenset(w for w in _WORDS.findall(text.lower()) if len(w) > 2)
 
 
-def similarity(service: str, words: frozenset[str], alerts: set[str], other_service: str, other_text: str,
-               other_alerts: set[str]) -> float:
-    """How alike two incidents are: same service, shared words (Jaccard), shared alert names."""
-    theirs = tokens(other_text)
+def text_similarity(words: frozenset[str], theirs: frozenset[str]) -> float:
+    """Shared words over all words (Jaccard)."""
     shared = len(words & theirs)
     either = len(words) + len(theirs) - shared  # the union's size, without building it
-    text = shared / either if either else 0.0
-    linked = 0.0 if alerts.isdisjoint(other_alerts) else 1.0
-    return round(0.45 * (service == other_service) + 0.35 * text + 0.2 * linked, 3)
+    return shared / either if either else 0.0
+
+
+def similarity(same_service: bool, text: float, linked: bool) -> float:
+    """How alike two incidents are: same service, shared words, shared alert names."""
+    return round(0.45 * same_service + 0.35 * text + 0.2 * linked, 3)
+
+
+# The project's 500 most recent incidents before this one: the candidates for "similar".
+_RECENT = ("SELECT {columns} FROM incidents WHERE project_id = :project_id AND id <> :id AND detected_at < :t0"
+           " ORDER BY detected_at DESC LIMIT 500")
 
 
 class Gatherer:
@@ -130,40 +137,53 @@ class Gatherer:
     # -- similar incidents ------------------------------------------------------------------
 
     def similar(self, incident: IncidentFact, project_id: UUID) -> Found:
-        rows = self.db.fetch_all(
-            "SELECT i.id, i.title, i.description, i.service_name, i.detected_at, h.category, h.claim"
-            " FROM incidents i LEFT JOIN hypotheses h ON h.incident_id = i.id AND h.user_feedback = 'confirmed'"
-            " WHERE i.project_id = :project_id AND i.id <> :id AND i.detected_at < :t0"
-            " ORDER BY i.detected_at DESC LIMIT 500",
-            {"project_id": project_id, "id": incident.id, "t0": incident.detected_at},
-        )
-        alert_rows = self.db.fetch_all(  # the alerts of this incident and of the candidates above
-            "SELECT incident_id, name FROM alerts WHERE project_id = :project_id AND (incident_id = :id"
-            " OR incident_id IN (SELECT id FROM incidents WHERE project_id = :project_id AND id <> :id"
-            " AND detected_at < :t0 ORDER BY detected_at DESC LIMIT 500))",
-            {"project_id": project_id, "id": incident.id, "t0": incident.detected_at},
+        """The past incidents most like this one among the project's 500 most recent.
+
+        Read as tuples (a dict per row was half the cost), and each distinct service, text and
+        alert link scored once: recurring incidents repeat their texts, so a project's last 500
+        hold far fewer distinct texts than incidents.
+        """
+        params = {"project_id": project_id, "id": incident.id, "t0": incident.detected_at}
+        rows = self.db.fetch_tuples(  # an incident with confirmed causes: its latest run's best first
+            "SELECT i.id, i.service_name, i.title, i.description, i.detected_at, h.category, h.claim"
+            f" FROM ({_RECENT.format(columns='id, service_name, title, description, detected_at')}) i"
+            " LEFT JOIN hypotheses h ON h.incident_id = i.id AND h.user_feedback = 'confirmed'"
+            " ORDER BY i.detected_at DESC, i.id, h.run DESC, h.rank",
+            params,
         )
         alerts_by_incident: dict[Any, set[str]] = {}
-        for row in alert_rows:
-            alerts_by_incident.setdefault(row["incident_id"], set()).add(row["name"])
-        mine = alerts_by_incident.get(incident.id, set())
+        for incident_id, name in self.db.fetch_tuples(  # the alerts of this incident and of the candidates
+            "SELECT incident_id, name FROM alerts WHERE project_id = :project_id AND (incident_id = :id"
+            f" OR incident_id IN ({_RECENT.format(columns='id')}))",
+            params,
+        ):
+            alerts_by_incident.setdefault(incident_id, set()).add(name)
+        mine = alerts_by_incident.get(incident.id)
         words = tokens(f"{incident.title} {incident.description}")
-        none: set[str] = set()
-        best: dict[Any, tuple[float, Any]] = {}  # incident id -> (score, row); a confirmed cause's row wins
-        for r in rows:
-            key = r["id"]
-            score = similarity(incident.service, words, mine, r["service_name"],
-                               f"{r['title']} {r['description']}", alerts_by_incident.get(key, none))
-            if score >= 0.3 and (r["category"] or key not in best):
-                best[key] = (score, r)
-        # the most alike first, the most recent among equals
-        top = heapq.nlargest(5, best.values(), key=lambda sr: (sr[0], sr[1]["detected_at"]))
-        ranked = [SimilarFact(incident_id=r["id"], title=r["title"], service_name=r["service_name"],
-                              detected_at=r["detected_at"], score=score, confirmed_category=r["category"],
-                              confirmed_claim=r["claim"]) for score, r in top]
+        scores: dict[tuple[str, str, str, bool], float] = {}  # (service, title, description, linked) -> score
+        alike: list[tuple[float, datetime, tuple[Any, ...]]] = []
+        confirmed: set[Any] = set()  # incidents whose first confirmed cause is taken
+        for row in rows:
+            if row[5] is not None:
+                if row[0] in confirmed:
+                    continue
+                confirmed.add(row[0])
+            service, title, description = row[1], row[2], row[3]
+            linked = mine is not None and not mine.isdisjoint(alerts_by_incident.get(row[0], ()))
+            score = scores.get((service, title, description, linked))
+            if score is None:
+                text = text_similarity(words, tokens(f"{title} {description}"))
+                score = scores[(service, title, description, linked)] = similarity(
+                    incident.service == service, text, linked)
+            if score >= 0.3:
+                alike.append((score, row[4], row))
+        top = heapq.nlargest(5, alike, key=lambda found: found[:2])  # the most alike, the most recent among equals
+        ranked = [SimilarFact(incident_id=key, title=title, service_name=service, detected_at=detected_at,
+                              score=score, confirmed_category=category, confirmed_claim=claim)
+                  for score, _, (key, service, title, _, detected_at, category, claim) in top]
         month_ago = incident.detected_at - timedelta(days=30)
-        recent = sum(1 for score, r in best.values() if score >= 0.5 and r["detected_at"] >= month_ago)
-        novelty = "frequent" if recent >= 3 else "rare" if best else "new"
+        recent = sum(1 for score, detected_at, _ in alike if score >= 0.5 and detected_at >= month_ago)
+        novelty = "frequent" if recent >= 3 else "rare" if alike else "new"
         return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
 
     # -- calibration ------------------------------------------------------------------------

@@ -37,6 +37,9 @@ class ReadDatabase(Protocol):
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None: ...
+    # Rows as tuples, columns in the SELECT's order: for reads of hundreds of rows, where
+    # building a dict per row is most of the cost.
+    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
     # The same reads from a coroutine: what a request needs on its way, without a thread hop
     # where the driver can do without one.
     async def afetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
@@ -111,6 +114,11 @@ class SQLiteReadDatabase:
 
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         return _SQLiteTransaction(self._connection()).fetch_one(sql, params)
+
+    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        cursor = self._connection().cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, params or {}).fetchall()
 
     async def afetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
         return await asyncio.to_thread(self.fetch_all, sql, params)  # sqlite3 has no async interface
@@ -260,6 +268,13 @@ class PostgresReadDatabase:
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         with self.pool.connection() as conn, conn.cursor() as cur:
             return _PostgresTransaction(cur).fetch_one(sql, params)
+
+    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        from psycopg.rows import tuple_row
+
+        with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(to_psycopg(sql), params or {})
+            return cur.fetchall()
 
     async def _async_pool(self) -> Any:
         """This event loop's pool of async connections, opened on first use (a pool belongs to
