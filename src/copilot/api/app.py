@@ -15,18 +15,17 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from copilot import __version__
 from copilot.api.analytics import AnalyticsController
 from copilot.api.auth import AuthController, principal_dependency
+from copilot.api.edge import EdgeMiddleware
 from copilot.api.errors import exception_handlers
 from copilot.api.incidents import IncidentsController
 from copilot.api.investigations import ChangesController, ChangeWebhookController, InvestigationsController
 from copilot.api.monitoring import MonitoringController
 from copilot.api.projects import ProjectsController
-from copilot.api.ratelimit import RateLimitMiddleware
 from copilot.api.security import SecurityHeaders
 from copilot.api.throttle import FixedWindowCounter, LoginThrottle
 from copilot.api.webhooks import WebhooksController
 from copilot.bootstrap import Container
-from copilot.ops.logs import RequestIdMiddleware
-from copilot.ops.metrics import Metrics, MetricsMiddleware
+from copilot.ops.metrics import Metrics
 from copilot.ops.routes import ops_routes
 
 __all__ = ["create_api_app"]
@@ -59,11 +58,8 @@ def create_api_app(container: Container, metrics: Metrics | None = None,
         },
         exception_handlers=exception_handlers,
         before_send=[SecurityHeaders(hsts=settings.cookie_secure)],  # every answer, matched route or not
-        middleware=[
-            DefineMiddleware(RequestIdMiddleware),  # type: ignore[arg-type]
-            DefineMiddleware(MetricsMiddleware, metrics=metrics),  # type: ignore[arg-type]
-            DefineMiddleware(RateLimitMiddleware, counter=budget, tokens=container.tokens),  # type: ignore[arg-type]
-        ],
+        middleware=[DefineMiddleware(EdgeMiddleware, metrics=metrics, counter=budget,  # type: ignore[arg-type]
+                                     tokens=container.tokens)],
         openapi_config=OpenAPIConfig(
             title="SRE Copilot",
             version=__version__,

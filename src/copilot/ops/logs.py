@@ -7,11 +7,10 @@ import json
 import logging
 import re
 import sys
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["RequestIdMiddleware", "configure_logging", "log_context"]
+__all__ = ["configure_logging", "log_context"]
 
 # What the current request is about; every log line written while serving it carries these.
 log_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("log_context", default=None)
@@ -61,29 +60,3 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-
-
-class RequestIdMiddleware:
-    """Gives each HTTP request an id (the caller's X-Request-ID, or a new one), echoed in the answer."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if re.fullmatch(r"[\w.-]{1,64}", given) else uuid.uuid4().hex
-        token = log_context.set({"request_id": request_id})
-
-        async def send_with_id(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log_context.reset(token)
