@@ -128,6 +128,19 @@ def test_bearer_requests_and_reads_need_no_csrf_token(client: TestClient[Any]) -
     assert client.get(f"{API}/auth/ws-token").status_code == 200
 
 
+def test_a_page_of_another_origin_is_not_let_read_anything(client: TestClient[Any]) -> None:
+    # No Access-Control-Allow-Origin on any answer: a browser refuses a cross-origin page the
+    # response to its request, and fails its preflight before a write is sent at all.
+    account = register(client, "ann@acme.io")
+    evil = {"Origin": "https://evil.example"}
+    read = client.get(f"{API}/incidents", headers={**account.headers, **evil})
+    preflight = client.options(f"{API}/incidents", headers={**evil, "Access-Control-Request-Method": "POST",
+                                                            "Access-Control-Request-Headers": "authorization"})
+    assert read.status_code == 200
+    for answer in (read, preflight):
+        assert "access-control-allow-origin" not in answer.headers, answer.headers
+
+
 def test_refresh_and_switch_project_hand_out_a_new_csrf_token_and_logout_removes_it(
     client: TestClient[Any]
 ) -> None:
