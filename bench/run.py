@@ -9,7 +9,8 @@ run are not. Stages, each on a database of its own:
 2. floors — bench/floor.py (decode, one INSERT, answer; one SELECT of 10 rows) under the same
    wrk, and bench/ws_floor.py (broadcast to the same client process) for delivery.
 3. scale-out — the roles in separate processes, with one and then two API processes and one and
-   then two gateways against one PostgreSQL and NATS.
+   then two gateways against one PostgreSQL and NATS; then two investigators sharing the incidents
+   (COPILOT_INVESTIGATOR_PARTITIONS=2) behind one API process.
 4. data size — list and get at 10k and at BENCH_LARGE incidents in the project (seeded into the
    log by bench/seed.py and projected by `copilot projections rebuild`, which is timed), and
    `copilot audit replay` of an incident with BENCH_REPLAY_EVENTS events.
@@ -409,6 +410,22 @@ def scale_out(work: Path, rss: dict[str, float]) -> dict[str, Result]:
     return results
 
 
+def investigators(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+    """The roles apart with two investigators sharing the incidents (COPILOT_INVESTIGATOR_PARTITIONS=2)."""
+    with database("bench_investigators") as db, ExitStack() as stack:
+        procs = Processes(work, rss)
+        stack.callback(procs.stop)
+        for label, role in (("projector", "projector"), ("relay", "relay"), ("investigator 1", "investigator"),
+                            ("investigator 2", "investigator"), ("api", "api")):
+            port = free_port()
+            env = {**copilot_env(db, port, free_port(), work), "COPILOT_INVESTIGATOR_PARTITIONS": "2"}
+            procs.start(f"{label} (2 investigators)", [str(COPILOT), "serve", "--role", role], env,
+                        f"http://127.0.0.1:{port}/healthz")
+        base = f"http://127.0.0.1:{port}/api/v1"  # the API, started last
+        created = load([f"{base}/incidents"], procs.pids, work, "POST", BODY, register(base)["access_token"])
+        return {"create": created, "create, sustained": settle(db, procs.pids, created)}
+
+
 def data_size(work: Path, rss: dict[str, float]) -> dict[str, Result]:
     """list/get at 10k and LARGE incidents (the API role alone, on rebuilt read models); rebuild over
     the log; replay of a long incident."""
@@ -461,7 +478,7 @@ def _fmt(value: float, digits: int = 0) -> str:
 
 
 def report(ours: dict[str, Result], floor: dict[str, Result], scale: dict[str, Result], sized: dict[str, Result],
-           rss: dict[str, float]) -> list[str]:
+           shared: dict[str, Result], rss: dict[str, float]) -> list[str]:
     lines = ["| operation | copilot req/s | floor req/s | ratio | copilot p50 / p99 ms | floor p50 / p99 ms | "
              "copilot CPU ms/req | floor CPU ms/req | non-2xx |",
              "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
@@ -488,7 +505,8 @@ def report(ours: dict[str, Result], floor: dict[str, Result], scale: dict[str, R
               "CPU ms per incident (all processes) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, accepted, sustained in [("all roles in one process", ours["create"], ours["create sustained"])] + [
             (f"roles apart, {n}", scale[f"create, {n}"], scale[f"create, {n}, sustained"])
-            for n in ("1 API process", "2 API processes")]:
+            for n in ("1 API process", "2 API processes")] + [
+            ("roles apart, 1 API process, 2 investigators sharing", shared["create"], shared["create, sustained"])]:
         lines.append(f"| {name} | {_fmt(accepted['rps'])} | {sustained['catch_up_s']:.1f} | {_fmt(sustained['rps'])} | "
                      f"{sustained['rps'] / floor['create']['rps']:.2f}x | {_fmt(sustained['cpu_ms'], 2)} |")
     lines += ["", "| scale-out (roles in separate processes) | req/s | p50 / p99 ms | CPU ms/req (all processes) |",
@@ -554,8 +572,9 @@ def main() -> int:
         ours = all_in_one(work, rss)
         floor = floors(work, rss)
         scale = scale_out(work, rss)
+        shared = investigators(work, rss)
         size = data_size(work, rss)
-    lines = report(ours, floor, scale, size, rss)
+    lines = report(ours, floor, scale, size, shared, rss)
     print("\n".join(lines))
     chart(ours, floor, size, ROOT / "BENCHMARKS.png")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -54,6 +54,17 @@ class LogFollower:
     async def on_start(self) -> None:
         """Runs once the follower leads, before its first step."""
 
+    def lock_keys(self) -> list[int]:
+        """The advisory locks it may lead under, tried in order (several: one per share of the work)."""
+        return [self.lock_key]
+
+    def lead(self, index: int) -> None:
+        """It holds `lock_keys()[index]` (or runs where there are no locks: index 0)."""
+
+    def start_position(self, positions: dict[str, int]) -> int:
+        """Where it starts, given every tracking row."""
+        return positions.get(self.tracking_name, 0)
+
     def save_position(self, position: int) -> None:
         with self.db.transaction() as tx:
             tx.execute(
@@ -65,15 +76,17 @@ class LogFollower:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         leader: Any = None
+        index = 0
         if self.db.dialect == "postgres" and self.listen_conninfo:
-            leader = await hold_advisory_lock(self.listen_conninfo, self.lock_key, lambda: self._stopping)
+            leader, index = await hold_advisory_lock(self.listen_conninfo, self.lock_keys(), lambda: self._stopping)
+        self.lead(max(index, 0))
         listener = None
         if self.listen_conninfo:
             channel = getattr(self.store.recorder, "channel_name", "copilot_events")
             listener = LogListener(self.listen_conninfo, channel, self.wake)
             listener.start()
         try:
-            self.position = await asyncio.to_thread(lambda: read_positions(self.db).get(self.tracking_name, 0))
+            self.position = await asyncio.to_thread(lambda: self.start_position(read_positions(self.db)))
             await self.on_start()
             while not self._stopping:
                 try:

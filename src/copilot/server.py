@@ -103,7 +103,8 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
 
             llm = LLMEngine(settings.llm_model, settings.llm_api_base, settings.llm_api_key)
         investigator = Investigator(container.store, container.db, llm=llm, read_models=container.waiter,
-                                    listen_conninfo=None if settings.embedded else settings.postgres.conninfo)
+                                    listen_conninfo=None if settings.embedded else settings.postgres.conninfo,
+                                    partitions=settings.investigator_partitions)
         container.store.on_append(investigator.wake)
         tasks.append(asyncio.create_task(investigator.run()))
     nats_connected = (lambda: bool(bus.connected)) if bus is not None and settings.nats_url else None

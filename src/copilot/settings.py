@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_minute: int
     login_attempts_per_window: int
     bind_host: str
+    # Investigators on PostgreSQL share the incidents out by id, each taking one of this many
+    # shares (an advisory lock per share); an investigator beyond that many stands by.
+    investigator_partitions: int = 1
 
     @property
     def embedded(self) -> bool:
@@ -103,6 +106,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _investigator_partitions(env: Mapping[str, str]) -> int:
+    value = _positive_int(env, "COPILOT_INVESTIGATOR_PARTITIONS", 1)
+    if value > 64:
+        raise SettingsError(f"COPILOT_INVESTIGATOR_PARTITIONS={value} is more than 64")
     return value
 
 
@@ -223,4 +233,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_per_minute=_positive_int(env, "COPILOT_RATE_LIMIT_PER_MINUTE", 1200),
         login_attempts_per_window=_positive_int(env, "COPILOT_LOGIN_ATTEMPTS_PER_15MIN", 10),
         bind_host=env.get("COPILOT_BIND_HOST", "").strip() or "127.0.0.1",
+        investigator_partitions=_investigator_partitions(env),
     )

@@ -73,12 +73,14 @@ def test_explicit_values_override_the_defaults(tmp_path: Path) -> None:
         ("COPILOT_NATS_URL", "http://127.0.0.1:4222", {}),
         ("COPILOT_COOKIE_SECURE", "maybe", {}),
         ("COPILOT_RATE_LIMIT_PER_MINUTE", "0", {}),
+        ("COPILOT_INVESTIGATOR_PARTITIONS", "0", {}),
+        ("COPILOT_INVESTIGATOR_PARTITIONS", "65", {}),
     ],
     ids=[
         "port-not-a-number", "port-out-of-range", "port-zero", "port-negative", "database-scheme",
         "postgres-without-database", "postgres-bad-port", "postgres-without-secret", "short-secret",
         "encryption-key-too-short", "encryption-key-garbage", "log-level", "nats-scheme", "cookie-flag",
-        "rate-limit-zero",
+        "rate-limit-zero", "investigator-partitions-zero", "investigator-partitions-too-many",
     ],
 )
 def test_a_bad_value_raises_a_settings_error_naming_the_variable(

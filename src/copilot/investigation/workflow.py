@@ -4,8 +4,11 @@ It follows the log (tracking row `investigator`) for `Incident.Detected` (open a
 investigation and start its first run) and `Investigation.RunStarted` (a run someone asked
 for). Steps are appended as they finish (a step that waits on another system also as it
 starts), so after a crash the next investigator resumes the run at its first unrecorded
-step. On PostgreSQL one investigator is active at a time (an advisory lock); the aggregate's
-optimistic concurrency guards the rest.
+step. On PostgreSQL one investigator is active at a time (an advisory lock), or, with
+COPILOT_INVESTIGATOR_PARTITIONS=N, N at a time, each with its share of the investigations (by
+id) and its own tracking row (`investigator K of N`); the aggregate's optimistic concurrency
+guards the rest. Identical evidence in a burst is generated once per investigator (`_InFlight`),
+so with N of them a burst pays for up to N LLM calls instead of one.
 """
 
 from __future__ import annotations
@@ -127,8 +130,12 @@ class Investigator(LogFollower):
     def __init__(self, store: EventStore, db: ReadDatabase, *, poll_interval: float = 0.5,
                  listen_conninfo: str | None = None, llm: LLMEngine | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 read_models: PositionWaiter | None = None) -> None:
+                 read_models: PositionWaiter | None = None, partitions: int = 1) -> None:
         super().__init__(store, db, poll_interval=poll_interval, listen_conninfo=listen_conninfo)
+        # Several investigators share the incidents out by id, one share each, held by an advisory
+        # lock; without locks (SQLite, or no PostgreSQL connection to hold one on) one does it all.
+        self.partitions = partitions if db.dialect == "postgres" and listen_conninfo else 1
+        self.partition = 0
         # The steps gather from the read models: the alert that opened an incident is appended
         # with it, so they must have caught up with the trigger before the steps read them.
         self.read_models = read_models
@@ -141,6 +148,26 @@ class Investigator(LogFollower):
         self.metrics: Metrics | None = None
         self.gather = Gatherer(db, now)
         self.now = now
+
+    def lock_keys(self) -> list[int]:
+        return [self.lock_key + share for share in range(self.partitions)]
+
+    def lead(self, index: int) -> None:
+        self.partition = index
+        if self.partitions > 1:
+            self.tracking_name = f"{INVESTIGATOR_TRACKING_NAME} {index + 1} of {self.partitions}"
+
+    def start_position(self, positions: dict[str, int]) -> int:
+        """Its own position; a share new to it starts where the furthest-behind investigator
+        stands (every trigger before that was handled, whichever way the work was shared)."""
+        if self.tracking_name in positions:
+            return positions[self.tracking_name]
+        ours = [position for name, position in positions.items()
+                if name == INVESTIGATOR_TRACKING_NAME or name.startswith(f"{INVESTIGATOR_TRACKING_NAME} ")]
+        return min(ours, default=0)
+
+    def _mine(self, investigation_id: UUID) -> bool:
+        return investigation_id.int % self.partitions == self.partition
 
     async def step(self) -> bool:
         """Handle the triggers in the next stretch of the log; False when there was nothing new.
@@ -159,12 +186,13 @@ class Investigator(LogFollower):
             inclusive_of_start=False)
         by_investigation: dict[UUID, list[tuple[int, Any]]] = {}  # (position, trigger), in log order
         for notification in triggers:
+            detected = notification.topic == _DETECTED
+            key = Investigation.create_id(notification.originator_id) if detected else notification.originator_id
+            if not self._mine(key):  # another investigator's share
+                continue
             trigger: Any = self.store.app.mapper.to_domain_event(notification)
-            if notification.topic == _DETECTED:
-                key = Investigation.create_id(notification.originator_id)
+            if detected or trigger.trigger != "detected":  # a detected run is driven from its incident's Detected
                 by_investigation.setdefault(key, []).append((notification.id, trigger))
-            elif trigger.trigger != "detected":  # a detected run is driven from its incident's Detected
-                by_investigation.setdefault(notification.originator_id, []).append((notification.id, trigger))
         failed: list[int] = []
         if by_investigation:
             if self.read_models is not None and not await self.read_models.wait_for(

@@ -1,0 +1,94 @@
+"""Investigators sharing the work on PostgreSQL (COPILOT_INVESTIGATOR_PARTITIONS): each active one
+drives its own share of the investigations, every investigation is driven once, and a standby
+takes over a share whose investigator stops."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+from litestar.testing import TestClient
+
+from copilot.bootstrap import Container
+from copilot.domain.investigation import Investigation
+from copilot.investigation.workflow import Investigator
+from copilot.ops.metrics import Metrics
+from copilot.projections.runner import read_positions
+from copilot.settings import Settings
+from tests.integration.conftest import register
+
+
+@pytest.fixture(params=["postgres"])
+def backend(request: pytest.FixtureRequest) -> str:  # advisory locks: PostgreSQL only
+    return str(request.param)
+
+
+def _declare(client: TestClient[Any], headers: dict[str, str], count: int, start: int) -> list[UUID]:
+    ids = []
+    for n in range(start, start + count):
+        answer = client.post("/api/v1/incidents", headers=headers,
+                             json={"title": f"Queue {n} backing up", "service_name": f"svc-{n}", "severity": "low"})
+        assert answer.status_code == 200, answer.text
+        ids.append(UUID(answer.json()["id"]))
+    return ids
+
+
+def _completed(container: Container, incidents: list[UUID]) -> list[Investigation]:
+    found = [container.store.find(Investigation, Investigation.create_id(i)) for i in incidents]
+    return [i for i in found if i is not None and i.run == 1 and not i.running and i.hypotheses]
+
+
+def _driven(investigator: Investigator) -> float:
+    assert investigator.metrics is not None
+    return investigator.metrics.registry.get_sample_value(
+        "copilot_investigations_total", {"outcome": "completed"}) or 0.0
+
+
+def test_two_shares_split_the_investigations_and_a_standby_takes_over_a_stopped_one(
+    client: TestClient[Any], container: Container, settings: Settings
+) -> None:
+    headers = register(client, "ann@example.com").headers
+    incidents = _declare(client, headers, 12, 0)
+    investigators = [Investigator(container.store, container.db, read_models=container.waiter, partitions=2,
+                                  listen_conninfo=settings.postgres.conninfo, poll_interval=0.2) for _ in range(3)]
+    for investigator in investigators:
+        investigator.metrics = Metrics()
+
+    async def until(done: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(done):
+            assert time.monotonic() < deadline, "the investigators did not get there in time"
+            await asyncio.sleep(0.2)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(investigator.run()) for investigator in investigators]
+        await until(lambda: len(_completed(container, incidents)) == len(incidents))
+        counts = sorted(_driven(i) for i in investigators)
+        assert counts[0] == 0 and counts[1] > 0 and counts[2] > 0 and sum(counts) == len(incidents), counts
+        leaders = [i for i in investigators if _driven(i) > 0]
+        shares = {i.tracking_name for i in leaders}
+        assert shares == {"investigator 1 of 2", "investigator 2 of 2"}
+
+        stopped = leaders[0]
+        stopped.stop()
+        await tasks[investigators.index(stopped)]
+        more = _declare(client, headers, 8, 100)
+        await until(lambda: len(_completed(container, more)) == len(more))
+        standby = next(i for i in investigators if i not in leaders)
+        assert standby.tracking_name == stopped.tracking_name and _driven(standby) > 0
+        for investigator in investigators:
+            investigator.stop()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    positions = read_positions(container.db)
+    head = container.store.head()
+    assert {name: positions[name] <= head for name in positions if name.startswith("investigator")} == {
+        "investigator 1 of 2": True, "investigator 2 of 2": True}
+    # Nothing was driven twice: one run each, and every investigation's events once.
+    for incident in incidents:
+        investigation = container.store.get(Investigation, Investigation.create_id(incident))
+        assert investigation.run == 1
