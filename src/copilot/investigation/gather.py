@@ -6,7 +6,6 @@ step as failed and goes on.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import heapq
 import re
@@ -107,8 +106,8 @@ class Gatherer:
         )
         return msgspec.json.decode(rows[0]["config"]) if rows else None
 
-    async def metrics(self, incident: IncidentFact, project_id: UUID) -> Found:
-        config = await asyncio.to_thread(self.prometheus_of, project_id)
+    async def metrics(self, incident: IncidentFact, config: dict[str, Any] | None) -> Found:
+        """The signals around detection from the project's Prometheus (`prometheus_of`)."""
         if config is None:
             raise Skipped("the project has no Prometheus integration")
         refusal = await forbidden_target(httpx.URL(config["url"]).host)

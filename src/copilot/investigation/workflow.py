@@ -59,7 +59,6 @@ STEP_TIMEOUT_SECONDS = 30.0
 _PG_INVESTIGATOR_LOCK = 0x5C0_93_01
 _DETECTED_EVENT = event_type(Incident, "Detected")
 _DETECTED = get_topic(_DETECTED_EVENT)
-_REMOTE_STEPS = frozenset({"query_metrics"})
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
 _TRIGGERS = (_DETECTED, _RUN_STARTED)
 _BATCH = 100
@@ -312,14 +311,17 @@ class Investigator(LogFollower):
         await self._thread(self.store.append, investigation)
 
     async def _run_step(self, investigation: Investigation, step: str, fact: IncidentFact) -> None:
-        if step in _REMOTE_STEPS or (step == "generate" and self.llm is not None):
+        prometheus = None
+        if step == "query_metrics":  # without a Prometheus there is nothing to wait on: skipped at once
+            prometheus = await self._thread(self.gather.prometheus_of, investigation.project_id)
+        if (step == "query_metrics" and prometheus is not None) or (step == "generate" and self.llm is not None):
             # A step that waits on another system shows as running while it does (appended with
             # the local steps before it). A local step is one event, appended with what comes next.
             investigation.start_step(step)
             await self._append(investigation)
         started_at, started = self.now(), time.perf_counter()
         try:
-            found = await asyncio.wait_for(self._do(step, investigation, fact), STEP_TIMEOUT_SECONDS)
+            found = await asyncio.wait_for(self._do(step, investigation, fact, prometheus), STEP_TIMEOUT_SECONDS)
         except Skipped as reason:
             investigation.record_step(step, "skipped", started_at, str(reason), {})
         except Exception as error:  # the source is down or broken: record it and go on
@@ -339,11 +341,12 @@ class Investigator(LogFollower):
         if self.metrics is not None:
             self.metrics.step_seconds.labels(step, investigation.steps[step]).observe(time.perf_counter() - started)
 
-    async def _do(self, step: str, investigation: Investigation, incident: IncidentFact) -> Found:
+    async def _do(self, step: str, investigation: Investigation, incident: IncidentFact,
+                  prometheus: dict[str, Any] | None) -> Found:
         project_id = investigation.project_id
         actions: dict[str, Callable[[], Awaitable[Found]]] = {
             "collect_alerts": lambda: self._thread(self.gather.alerts, incident, project_id),
-            "query_metrics": lambda: self.gather.metrics(incident, project_id),
+            "query_metrics": lambda: self.gather.metrics(incident, prometheus),
             "change_events": lambda: self._thread(self.gather.changes, incident, project_id),
             "similar_incidents": lambda: self._thread(self._similar, incident, project_id),
             "generate": lambda: self._thread(self._generate, investigation, incident),
