@@ -343,6 +343,8 @@ class Investigator(LogFollower):
 
     async def _do(self, step: str, investigation: Investigation, incident: IncidentFact,
                   prometheus: dict[str, Any] | None) -> Found:
+        if step == "rank":  # a sort of what generate found: no I/O, no thread
+            return self._rank(investigation)
         project_id = investigation.project_id
         actions: dict[str, Callable[[], Awaitable[Found]]] = {
             "collect_alerts": lambda: self._thread(self.gather.alerts, incident, project_id),
@@ -350,7 +352,6 @@ class Investigator(LogFollower):
             "change_events": lambda: self._thread(self.gather.changes, incident, project_id),
             "similar_incidents": lambda: self._thread(self._similar, incident, project_id),
             "generate": lambda: self._thread(self._generate, investigation, incident),
-            "rank": lambda: self._thread(self._rank, investigation),
         }
         return await actions[step]()
 
