@@ -177,9 +177,9 @@ def to_positional(sql: str) -> tuple[str, Callable[[Params], tuple[Any, ...]]]:
     out = _positional.get(sql)
     if out is None:
         names = _PLACEHOLDER.findall(sql)
-        getter = operator.itemgetter(*names) if names else (lambda _row: ())
+        # itemgetter of one name gives the value itself, and of none is not allowed
         values: Callable[[Params], tuple[Any, ...]] = (
-            getter if len(names) != 1 else (lambda row: (row[names[0]],)))
+            operator.itemgetter(*names) if len(names) > 1 else lambda row: tuple(row[name] for name in names))
         out = _positional[sql] = (_PLACEHOLDER.sub("%s", sql.replace("%", "%%")), values)
     return out
 
