@@ -31,7 +31,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, settings: Settings, port: int, *, deflate: bool = True) -> _Server:
+def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
     config = uvicorn.Config(
         app,
         host=settings.bind_host,
@@ -40,8 +40,7 @@ def _uvicorn(app: Any, settings: Settings, port: int, *, deflate: bool = True) -
         log_config=None,  # keep the process's logging (JSON lines or readable), configured by the CLI
         access_log=settings.log_level == "DEBUG",
         lifespan="on",
-        ws_max_size=64 * 1024,
-        ws_per_message_deflate=deflate,
+        ws="none",  # WebSockets are the gateway's (stream/gateway.py), on their own port
         timeout_graceful_shutdown=10,
     )
     return _Server(config)
@@ -69,7 +68,7 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
     from copilot.investigation.workflow import Investigator
     from copilot.ops.metrics import Metrics
     from copilot.security import TokenIssuer
-    from copilot.stream import Hub, LogReader, Relay, create_gateway_app
+    from copilot.stream import Gateway, LogReader, Relay
 
     servers: list[_Server] = []
     sockets: dict[_Server, socket.socket] = {}
@@ -128,13 +127,10 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
         ops = Litestar(ops_routes(container, metrics, nats_connected), openapi_config=None, logging_config=None)
         servers.append(_uvicorn(ops, settings, settings.api_port))
         sockets[servers[-1]] = ports["api"]
+    gateway = None
     if role in ("all", "stream"):
         assert bus is not None
-        gateway = create_gateway_app(TokenIssuer(settings.secret_key), bus, Hub(), metrics, nats_connected)
-        # Events are a few hundred bytes of JSON: compressing each one once per client cost the
-        # gateway more CPU than any other single thing, for little saved on the wire.
-        servers.append(_uvicorn(gateway, settings, settings.ws_port, deflate=False))
-        sockets[servers[-1]] = ports["ws"]
+        gateway = Gateway(TokenIssuer(settings.secret_key), bus, metrics=metrics, nats_connected=nats_connected)
 
     loop = asyncio.get_running_loop()
 
@@ -158,11 +154,13 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
         settings.api_port, settings.ws_port,
     )
     try:
-        if servers:
-            await asyncio.gather(*(server.serve(sockets=[sockets[server]]) for server in servers))
-            request_stop()
-        else:
-            await stop.wait()
+        running = [asyncio.create_task(server.serve(sockets=[sockets[server]])) for server in servers]
+        if gateway is not None:
+            running.append(asyncio.create_task(gateway.serve(ports["ws"], stop)))
+        # Until a signal, or until a server ends by itself: then everything stops.
+        await asyncio.wait([*running, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        request_stop()
+        await asyncio.gather(*running)
         for task in tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5)

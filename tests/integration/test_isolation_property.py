@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +13,16 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from copilot.api.app import create_api_app
 from copilot.bootstrap import Container, build_container
 from copilot.settings import load_settings
-from copilot.stream import Hub, InProcessBus, LogReader, create_gateway_app
+from copilot.stream import Gateway, InProcessBus, LogReader
 from tests.conftest import settings_env
+from tests.gateway_server import running_gateway
 from tests.integration.conftest import Account, register
 
 API = "/api/v1"
@@ -180,35 +181,35 @@ def test_users_see_and_touch_only_the_projects_they_belong_to(tmp_path: Path, te
 
 
 @contextmanager
-def embedded_gateway(container: Container) -> Iterator[TestClient[Any]]:
-    """The WebSocket gateway as embedded mode runs it: an in-process bus that replays from the log."""
+def embedded_gateway(container: Container) -> Iterator[str]:
+    """The WebSocket gateway as embedded mode runs it (an in-process bus that replays from the log),
+    served on a loopback port; yields its URL."""
     reader = LogReader(container.store)
 
     async def replay_from_log(tenant_id: Any, project_id: Any, since: int) -> Any:
         return await asyncio.to_thread(reader.replay, tenant_id, project_id, since)
 
-    with TestClient(create_gateway_app(container.tokens, InProcessBus(replay_from_log), Hub())) as gateway:
-        yield gateway
+    with running_gateway(Gateway(container.tokens, InProcessBus(replay_from_log))) as served:
+        yield served.url
 
 
-def incident_titles_streamed_to(api: TestClient[Any], gateway: TestClient[Any], user: Account) -> list[str]:
+def incident_titles_streamed_to(api: TestClient[Any], gateway: str, user: Account) -> list[str]:
     """Titles of the incident events a user's dashboard receives when it asks for everything (since 0)."""
     issued = api.get(f"{API}/auth/ws-token", headers=user.headers)
     if issued.status_code != 200:
         return []
     titles: list[str] = []
-    with gateway.websocket_connect("/ws") as ws:
+    with connect(gateway, open_timeout=5) as ws:
         try:
-            ws.send_text(json.dumps({"type": "connect", "token": issued.json()["token"],
-                                     "tenantId": user.tenant_id}))
-            if json.loads(ws.receive_text(timeout=5))["type"] != "connected":
+            ws.send(json.dumps({"type": "connect", "token": issued.json()["token"], "tenantId": user.tenant_id}))
+            if json.loads(ws.recv(timeout=5))["type"] != "connected":
                 return []
-            ws.send_text(json.dumps({"type": "subscribe", "channels": ["incidents"], "since": 0}))
+            ws.send(json.dumps({"type": "subscribe", "channels": ["incidents"], "since": 0}))
             while True:
-                message = json.loads(ws.receive_text(timeout=1))
+                message = json.loads(ws.recv(timeout=1))
                 if message["type"].startswith("incident."):
                     titles.append(message["data"]["title"])
-        except (queue.Empty, WebSocketDisconnect):
+        except (TimeoutError, ConnectionClosed):
             return titles
 
 

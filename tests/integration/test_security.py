@@ -7,6 +7,7 @@ The rules do not depend on the storage engine, so these run on SQLite only.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -17,19 +18,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import argon2
+import httpx
 import jwt
 import pytest
-from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from copilot.api.app import MAX_BODY_BYTES, create_api_app
 from copilot.api.throttle import LoginThrottle
 from copilot.bootstrap import Container, build_container
 from copilot.domain.user import User
 from copilot.settings import load_settings
-from copilot.stream import Hub, create_gateway_app
+from copilot.stream import Gateway
 from copilot.stream.bus import InProcessBus
 from tests.conftest import TEST_SECRET, settings_env
+from tests.gateway_server import running_gateway
 from tests.integration.conftest import Account, register
 
 
@@ -397,14 +402,14 @@ def test_the_gateway_ignores_cookies_so_a_cross_site_page_gets_nothing(client: T
     async def no_replay(*_: Any) -> list[Any]:
         return []
 
-    gateway = create_gateway_app(container.tokens, InProcessBus(no_replay), Hub())
-    with TestClient(gateway) as ws_client:
-        header_checks(ws_client.get("/healthz"))  # the gateway's port answers with the same headers
+    with running_gateway(Gateway(container.tokens, InProcessBus(no_replay))) as served:
+        for path in ("/healthz", "/readyz", "/metrics", "/no-such-path"):  # the gateway's port, same headers
+            header_checks(httpx.get(f"http://127.0.0.1:{served.port}{path}"))
         for first in ({"type": "subscribe", "channels": ["incidents"]},
                       {"type": "connect", "tenantId": account.tenant_id}):
-            with ws_client.websocket_connect("/ws", headers={"Origin": "https://evil.example", "Cookie": cookie}) \
-                    as socket:
-                socket.send_json(first)
-                with pytest.raises(WebSocketDisconnect) as closed:
-                    socket.receive()
-                assert closed.value.code == 4401
+            with connect(served.url, open_timeout=5, origin=Origin("https://evil.example"),
+                         additional_headers={"Cookie": cookie}) as socket:
+                socket.send(json.dumps(first))
+                with pytest.raises(ConnectionClosed) as closed:
+                    socket.recv(timeout=5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401

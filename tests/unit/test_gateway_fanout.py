@@ -1,15 +1,19 @@
-"""The gateway's fan-out without sockets: routing by tenant and project, bounded queues, replay joins."""
+"""The gateway's fan-out without sockets: routing by tenant and project, one write per client per
+turn, slow clients, replay joins."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from websockets.protocol import State
+
 from copilot.security import TokenClaims
 from copilot.stream.events import PublicEvent
-from copilot.stream.gateway import QUEUE_SIZE, Hub, _Client
+from copilot.stream.gateway import MAX_UNSENT_BYTES, Hub, _Client
 
 
 def claims(tenant: UUID, project: UUID) -> TokenClaims:
@@ -21,18 +25,50 @@ def event(position: int, tenant: UUID, project: UUID, channel: str = "incidents"
                        position=position, tenant_id=tenant, project_id=project, channel=channel)
 
 
-class FakeSocket:
+class FakeTransport:
     def __init__(self) -> None:
-        self.sent: list[str] = []
+        self.writes: list[bytes] = []
+        self.unsent = 0  # what the socket has not taken yet
 
-    async def send_text(self, text: str) -> None:
-        self.sent.append(text)
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.protocol = type("Protocol", (), {"state": State.OPEN})()
+
+
+def messages(c: _Client) -> list[dict[str, Any]]:
+    """The text frames written to a client, decoded (server frames: unmasked, payload < 64 KiB)."""
+    data = b"".join(c.connection.transport.writes)
+    found, at = [], 0
+    while at < len(data):
+        size, at = data[at + 1] & 0x7F, at + 2
+        if size == 126:
+            size, at = int.from_bytes(data[at:at + 2]), at + 2
+        found.append(json.loads(data[at:at + size]))
+        at += size
+    return found
 
 
 def client(tenant: UUID, project: UUID, channels: set[str]) -> _Client:
-    c = _Client(FakeSocket(), claims(tenant, project))  # type: ignore[arg-type]
+    c = _Client(FakeConnection(), claims(tenant, project))  # type: ignore[arg-type]
     c.channels = channels
     return c
+
+
+def dispatch_in_one_turn(hub: Hub, *events: PublicEvent) -> None:
+    async def turn() -> None:
+        for e in events:
+            hub.dispatch(e)
+        await asyncio.sleep(0)  # the turn ends: the hub writes what each client is due
+
+    asyncio.run(turn())
 
 
 def test_events_reach_only_clients_of_their_tenant_and_project_and_channel() -> None:
@@ -44,9 +80,21 @@ def test_events_reach_only_clients_of_their_tenant_and_project_and_channel() -> 
     hub = Hub()
     for c in (mine, other_project, other_tenant, alerts_only):
         hub.add(c)
-    hub.dispatch(event(1, tenant, project))
-    assert mine.queue.qsize() == 1
-    assert other_project.queue.qsize() == other_tenant.queue.qsize() == alerts_only.queue.qsize() == 0
+    dispatch_in_one_turn(hub, event(1, tenant, project))
+    assert [m["position"] for m in messages(mine)] == [1]
+    assert messages(other_project) == messages(other_tenant) == messages(alerts_only) == []
+
+
+def test_the_events_of_one_turn_leave_in_one_write_per_client_in_order() -> None:
+    tenant, project = uuid4(), uuid4()
+    a, b = client(tenant, project, {"incidents"}), client(tenant, project, {"incidents"})
+    hub = Hub()
+    hub.add(a)
+    hub.add(b)
+    dispatch_in_one_turn(hub, *(event(p, tenant, project) for p in (1, 2, 3)))
+    for c in (a, b):
+        assert len(c.connection.transport.writes) == 1
+        assert [m["position"] for m in messages(c)] == [1, 2, 3]
 
 
 def test_a_client_that_cannot_keep_up_is_flagged_without_blocking_others() -> None:
@@ -55,12 +103,10 @@ def test_a_client_that_cannot_keep_up_is_flagged_without_blocking_others() -> No
     hub = Hub()
     hub.add(slow)
     hub.add(fast)
-    for position in range(1, QUEUE_SIZE + 2):
-        hub.dispatch(event(position, tenant, project))
-        if fast.queue.qsize():
-            fast.queue.get_nowait()  # the fast one drains as it goes
-    assert slow.too_slow.is_set()
-    assert not fast.too_slow.is_set()
+    slow.connection.transport.unsent = MAX_UNSENT_BYTES + 1
+    dispatch_in_one_turn(hub, event(1, tenant, project))
+    assert slow.too_slow.is_set() and messages(slow) == []
+    assert not fast.too_slow.is_set() and [m["position"] for m in messages(fast)] == [1]
 
 
 def test_replay_then_live_has_no_gap_and_no_duplicate() -> None:
@@ -71,18 +117,17 @@ def test_replay_then_live_has_no_gap_and_no_duplicate() -> None:
     class Bus:
         async def replay(self, tenant_id: UUID, project_id: UUID, since: int) -> list[PublicEvent]:
             # While the replay is fetched, live events 4 and 5 arrive; 4 is also in the replay.
-            c.offer(event(4, tenant, project))
-            c.offer(event(5, tenant, project))
+            hub.dispatch(event(4, tenant, project))
+            hub.dispatch(event(5, tenant, project))
             return [event(3, tenant, project), event(4, tenant, project)]
 
-    async def scenario() -> list[int]:
+    hub = Hub()
+    hub.add(c)
+
+    async def scenario() -> None:
         await c.replay_then_go_live(Bus(), 2)  # type: ignore[arg-type]
-        writer = asyncio.create_task(c.write_events())
-        await asyncio.sleep(0.05)
-        writer.cancel()
-        import json
+        hub.dispatch(event(6, tenant, project))
+        await asyncio.sleep(0)
 
-        socket: Any = c.socket
-        return [json.loads(text)["position"] for text in socket.sent]
-
-    assert asyncio.run(scenario()) == [3, 4, 5]
+    asyncio.run(scenario())
+    assert [m["position"] for m in messages(c)] == [3, 4, 5, 6]

@@ -24,6 +24,8 @@ from litestar.datastructures import Cookie
 from copilot.domain import ForbiddenError
 
 __all__ = [
+    "API_CSP",
+    "COMMON_HEADERS",
     "CSRF_COOKIE",
     "CSRF_HEADER",
     "SecurityHeaders",
@@ -93,6 +95,9 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_PREFIXES = ("/docs", "/redoc")
+# On every answer of every port (the API's and the gateway's), with a content-security-policy.
+COMMON_HEADERS = (("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"),
+                  ("referrer-policy", "no-referrer"), ("cross-origin-opener-policy", "same-origin"))
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -103,8 +108,7 @@ class SecurityHeaders:
     """
 
     def __init__(self, *, hsts: bool = False) -> None:
-        common = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                  (b"referrer-policy", b"no-referrer"), (b"cross-origin-opener-policy", b"same-origin")]
+        common = [(name.encode(), value.encode()) for name, value in COMMON_HEADERS]
         if hsts:  # only meaningful (and only safe to promise) when the site is served over TLS
             common.append((b"strict-transport-security", HSTS.encode()))
         self._api = [*common, (b"content-security-policy", API_CSP.encode())]

@@ -2,16 +2,16 @@
 
 from copilot.stream.bus import EventBus, InProcessBus
 from copilot.stream.events import PublicEvent, PublicEventEncoder
-from copilot.stream.gateway import Hub, create_gateway_app
+from copilot.stream.gateway import Gateway, Hub
 from copilot.stream.relay import LogReader, Relay
 
 __all__ = [
     "EventBus",
+    "Gateway",
     "Hub",
     "InProcessBus",
     "LogReader",
     "PublicEvent",
     "PublicEventEncoder",
     "Relay",
-    "create_gateway_app",
 ]
