@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEvent
 
-from copilot.commands.store import EventStore
+from copilot.commands.store import EventStore, mutate_all
 from copilot.domain import NotFoundError, User
 from copilot.domain.incident import Incident
 
@@ -81,6 +81,7 @@ def replay_incident(store: EventStore, incident_id: UUID, at: datetime | None = 
         ))
     state: dict[str, Any] | None = None
     if entries:
-        incident: Incident = store.app.repository.get(incident_id, version=entries[-1].version)
+        incident: Incident = store.app.repository.get(incident_id, version=entries[-1].version,
+                                                           projector_func=mutate_all)
         state = {name: getattr(incident, name) for name in _SNAPSHOT_FIELDS}
     return AuditReplay(incident_id=incident_id, as_of=at, entries=entries, state=state)
