@@ -67,7 +67,14 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         self.appends = 0  # ... the callers they answered: appends / batches is the batching achieved
         self._sql_lock = [_rendered(statement) for statement in self.lock_table_statements]
         self._sql_notify = _rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
-        self._sql_insert = _rendered(self.insert_events_statement)
+        # The library sends a batch as one array of a composite type, which psycopg writes out as
+        # text in Python (~30 us an event here); four arrays of plain types go in binary, which
+        # psycopg writes in C (~9 us an event). Same rows, same order, same RETURNING.
+        self._sql_insert = _rendered(SQL(
+            "INSERT INTO {0}.{1} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::{2}[], %b::int8[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name),
+                 Identifier(self.datastore.originator_id_type)))
         self._sql_head = _rendered(self.max_notification_id_statement)
         self._sql_log = _rendered(SQL("SELECT notification_id, originator_id, originator_version, topic, state"
                                       " FROM {0}.{1}").format(Identifier(self.datastore.schema),
@@ -218,9 +225,9 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         return results
 
     def _insert(self, curs: psycopg.Cursor[DictRow], events: Sequence[StoredEvent]) -> list[int]:
-        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in events]
-        curs.execute(self._sql_insert, (rows,), prepare=True)
+        columns = ([e.originator_id for e in events], [e.originator_version for e in events],
+                   [e.topic for e in events], [e.state for e in events])
+        curs.execute(self._sql_insert, columns, prepare=True)
         ids = [int(row["notification_id"]) for row in curs.fetchall()]
         if len(ids) != len(events):
             raise IntegrityError(f"expected {len(events)} notification ids, got {len(ids)}")
