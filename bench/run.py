@@ -164,6 +164,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """All CPUs' (busy, total) clock ticks since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
+def machine_busy(before: tuple[int, int]) -> float:
+    """The share of the whole machine's CPU that was busy since `before` (0..1)."""
+    busy, total = machine_ticks()
+    return (busy - before[0]) / max(total - before[1], 1)
+
+
 def copilot_env(db: str, api: int, ws: int, work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
     env.update(COPILOT_DATABASE_URL=f"{PG_URL}/{db}", COPILOT_NATS_URL=NATS, COPILOT_SECRET_KEY=SECRET,
@@ -285,6 +298,7 @@ def deliver(base: str, ws_urls: list[str], headers: dict[str, str], tenant: str,
     incidents = seed_incidents(base, headers, 20)
     token = httpx.get(f"{base}/auth/ws-token", headers=headers, timeout=30).json()["token"]
     clients = _clients(ws_urls, token, tenant)
+    ticks = machine_ticks()
     started = time.monotonic()
     http = httpx.Client(headers=headers, timeout=30, limits=httpx.Limits(max_connections=64))
 
@@ -305,7 +319,9 @@ def deliver(base: str, ws_urls: list[str], headers: dict[str, str], tenant: str,
         submitting = time.monotonic() - started  # the rate is what was issued, not how long answers took
         issued = sum(1 for future in futures if future.result())
     http.close()
-    return {"rate": issued / max(submitting, 1e-9), "expected": issued * WS_CLIENTS, **_received(clients)}
+    busy = machine_busy(ticks)  # while events were issued and delivered: servers, clients, database, NATS
+    return {"rate": issued / max(submitting, 1e-9), "expected": issued * WS_CLIENTS, "busy": busy,
+            **_received(clients)}
 
 
 def deliver_floor(work: Path, rss: dict[str, float], rate: float = EVENT_RATE) -> Result:
@@ -315,10 +331,13 @@ def deliver_floor(work: Path, rss: dict[str, float], rate: float = EVENT_RATE) -
     assert floor.stdout is not None
     floor.stdout.readline()
     clients = _clients([f"ws://127.0.0.1:{port}/ws"], "floor", "floor")
+    ticks = machine_ticks()
+    time.sleep(EVENT_SECONDS)  # the floor sends once every client is subscribed
+    busy = machine_busy(ticks)
     received = _received(clients)
     rss["delivery floor"] = max(rss.get("delivery floor", 0.0), peak_rss_mb(floor.pid))
     floor.wait(60)
-    return {"rate": rate, "expected": rate * EVENT_SECONDS * WS_CLIENTS, **received}
+    return {"rate": rate, "expected": rate * EVENT_SECONDS * WS_CLIENTS, "busy": busy, **received}
 
 
 def seed_incidents(base: str, headers: dict[str, str], count: int) -> list[str]:
@@ -495,14 +514,14 @@ def report(ours: dict[str, Result], floor: dict[str, Result], scale: dict[str, R
                      f"{_fmt(o['p50'], 1)} / {_fmt(o['p99'], 1)} | {_fmt(f['p50'], 1)} / {_fmt(f['p99'], 1)} | "
                      f"{_fmt(o['cpu_ms'], 2)} | {_fmt(f['cpu_ms'], 2)} | {_fmt(o['errors'])} |")
     lines += ["", "| event → WebSocket delivery | clients | events/s issued | messages received / expected | "
-              "p50 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+              "p50 ms | p99 ms | machine CPU busy |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     deliveries = [("copilot, all roles in one process", ours["delivery low"]), ("floor (bench/ws_floor.py)",
                   floor["delivery low"]), ("copilot, all roles in one process", ours["delivery"]),
                   ("floor (bench/ws_floor.py)", floor["delivery"])] + [
         (f"copilot split, {k.split(', ')[1]}", v) for k, v in scale.items() if k.startswith("delivery")]
     for name, d in deliveries:
         lines.append(f"| {name} | {WS_CLIENTS} | {_fmt(d['rate'])} | {_fmt(d['messages'])} / {_fmt(d['expected'])} | "
-                     f"{_fmt(d['p50'], 1)} | {_fmt(d['p99'], 1)} |")
+                     f"{_fmt(d['p50'], 1)} | {_fmt(d['p99'], 1)} | {d['busy']:.0%} |")
     lines += ["", "| create for the load's duration, then until every incident is investigated | creates/s "
               "accepted | catch-up s | incidents created and investigated /s | ratio to floor creates | "
               "CPU ms per incident (all processes) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
