@@ -7,7 +7,7 @@ from typing import Any
 from eventsourcing.domain import DomainEvent
 
 from copilot.domain.investigation import Investigation
-from copilot.projections.base import Handler, Projection, event_type
+from copilot.projections.base import Facts, Handler, Projection, event_type
 from copilot.projections.db import Transaction
 
 __all__ = ["AnalyticsProjection"]
@@ -19,6 +19,11 @@ class AnalyticsProjection(Projection):
     name = "analytics"
     tables = ("analytics_investigations", "llm_requests", "hypothesis_generations")
 
+    def __init__(self) -> None:
+        # investigation id -> its incident, project and tenant, fixed when it is opened
+        self._scopes: Facts[Any, dict[str, Any]] = Facts()
+        super().__init__()
+
     def handlers(self) -> dict[type[DomainEvent], Handler]:
         return {
             event_type(Investigation, "Opened"): self._opened,
@@ -27,6 +32,8 @@ class AnalyticsProjection(Projection):
         }
 
     def _opened(self, tx: Transaction, e: Any) -> None:
+        self._scopes.put(e.originator_id, {"incident_id": e.incident_id, "project_id": e.project_id,
+                                           "tenant_id": e.tenant_id})
         tx.execute(
             "INSERT INTO analytics_investigations (investigation_id, incident_id, project_id, tenant_id)"
             " VALUES (:id, :incident_id, :project_id, :tenant_id) ON CONFLICT (investigation_id) DO NOTHING",
@@ -35,13 +42,16 @@ class AnalyticsProjection(Projection):
         )
 
     def _scope(self, tx: Transaction, investigation_id: Any) -> dict[str, Any]:
+        known = self._scopes.get(investigation_id)
+        if known is not None:
+            return known
         row = tx.fetch_one(
             "SELECT incident_id, project_id, tenant_id FROM analytics_investigations WHERE investigation_id = :id",
             {"id": investigation_id},
         )
         if row is None:  # the log always opens an investigation before it records anything for it
             raise LookupError(f"investigation {investigation_id} was never opened")
-        return row
+        return self._scopes.put(investigation_id, row)
 
     def _llm_request(self, tx: Transaction, e: Any) -> None:
         scope = self._scope(tx, e.originator_id)

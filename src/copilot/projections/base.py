@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from eventsourcing.domain import DomainEvent
@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 from copilot.domain.events import event_type
 from copilot.projections.db import Transaction
 
-__all__ = ["Projection", "event_type", "json_text"]
+__all__ = ["Facts", "Projection", "event_type", "json_text"]
 
 Handler = Callable[[Transaction, Any], None]
 
@@ -22,6 +22,30 @@ _json = msgspec.json.Encoder(order="sorted")
 def json_text(value: Any) -> str:
     """A JSON column's text, keys sorted so that a rebuild writes byte-identical rows."""
     return _json.encode(value).decode()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Facts(Generic[K, V]):
+    """What a projection learned from earlier events and that never changes afterwards (an
+    investigation's incident and project, say), so that a later event's handler need not read it
+    back: a read in the middle of a batch waits for everything sent before it. Bounded (cleared
+    when full); a miss, after a restart or a clear, reads the table."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._facts: dict[K, V] = {}
+        self._limit = limit
+
+    def get(self, key: K) -> V | None:
+        return self._facts.get(key)
+
+    def put(self, key: K, value: V) -> V:
+        if len(self._facts) >= self._limit:
+            self._facts.clear()
+        self._facts[key] = value
+        return value
 
 
 class Projection:

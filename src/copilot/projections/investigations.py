@@ -8,23 +8,19 @@ from eventsourcing.domain import DomainEvent
 
 from copilot.domain.change import Change
 from copilot.domain.investigation import STEPS, Investigation
-from copilot.projections.base import Handler, Projection, event_type
+from copilot.projections.base import Facts, Handler, Projection, event_type
 from copilot.projections.base import json_text as _text
 from copilot.projections.db import Transaction
 
 __all__ = ["InvestigationsProjection"]
-
-_KNOWN_LIMIT = 100_000
-
 
 class InvestigationsProjection(Projection):
     name = "investigations"
     tables = ("changes", "investigations", "investigation_steps", "hypotheses")
 
     def __init__(self) -> None:
-        # investigation id -> (incident id, project id): fixed when it is opened, so remembered
-        # instead of read back for every step (a read in the middle of a batch is a round trip).
-        self._known: dict[Any, tuple[Any, Any]] = {}
+        # investigation id -> (incident id, project id), fixed when it is opened
+        self._known: Facts[Any, tuple[Any, Any]] = Facts()
         super().__init__()
 
     def handlers(self) -> dict[type[DomainEvent], Handler]:
@@ -65,10 +61,7 @@ class InvestigationsProjection(Projection):
         return self._remember(investigation_id, row["incident_id"], row["project_id"])
 
     def _remember(self, investigation_id: Any, incident_id: Any, project_id: Any) -> tuple[Any, Any]:
-        if len(self._known) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known[investigation_id] = (incident_id, project_id)
-        return incident_id, project_id
+        return self._known.put(investigation_id, (incident_id, project_id))
 
     def _opened(self, tx: Transaction, e: Any) -> None:
         self._remember(e.originator_id, e.incident_id, e.project_id)
