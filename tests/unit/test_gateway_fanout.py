@@ -62,6 +62,13 @@ def client(tenant: UUID, project: UUID, channels: set[str]) -> _Client:
     return c
 
 
+def hub_of(*clients: _Client) -> Hub:
+    hub = Hub()
+    for c in clients:
+        hub.add(c)
+    return hub
+
+
 def dispatch_in_one_turn(hub: Hub, *events: PublicEvent) -> None:
     async def turn() -> None:
         for e in events:
@@ -77,9 +84,7 @@ def test_events_reach_only_clients_of_their_tenant_and_project_and_channel() -> 
     other_project = client(tenant, other, {"incidents"})
     other_tenant = client(other, project, {"incidents"})
     alerts_only = client(tenant, project, {"alerts"})
-    hub = Hub()
-    for c in (mine, other_project, other_tenant, alerts_only):
-        hub.add(c)
+    hub = hub_of(mine, other_project, other_tenant, alerts_only)
     dispatch_in_one_turn(hub, event(1, tenant, project))
     assert [m["position"] for m in messages(mine)] == [1]
     assert messages(other_project) == messages(other_tenant) == messages(alerts_only) == []
@@ -88,9 +93,7 @@ def test_events_reach_only_clients_of_their_tenant_and_project_and_channel() -> 
 def test_the_events_of_one_turn_leave_in_one_write_per_client_in_order() -> None:
     tenant, project = uuid4(), uuid4()
     a, b = client(tenant, project, {"incidents"}), client(tenant, project, {"incidents"})
-    hub = Hub()
-    hub.add(a)
-    hub.add(b)
+    hub = hub_of(a, b)
     dispatch_in_one_turn(hub, *(event(p, tenant, project) for p in (1, 2, 3)))
     for c in (a, b):
         assert len(c.connection.transport.writes) == 1
@@ -100,9 +103,7 @@ def test_the_events_of_one_turn_leave_in_one_write_per_client_in_order() -> None
 def test_a_client_that_cannot_keep_up_is_flagged_without_blocking_others() -> None:
     tenant, project = uuid4(), uuid4()
     slow, fast = client(tenant, project, {"incidents"}), client(tenant, project, {"incidents"})
-    hub = Hub()
-    hub.add(slow)
-    hub.add(fast)
+    hub = hub_of(slow, fast)
     slow.connection.transport.unsent = MAX_UNSENT_BYTES + 1
     dispatch_in_one_turn(hub, event(1, tenant, project))
     assert slow.too_slow.is_set() and messages(slow) == []
@@ -121,8 +122,7 @@ def test_replay_then_live_has_no_gap_and_no_duplicate() -> None:
             hub.dispatch(event(5, tenant, project))
             return [event(3, tenant, project), event(4, tenant, project)]
 
-    hub = Hub()
-    hub.add(c)
+    hub = hub_of(c)
 
     async def scenario() -> None:
         await c.replay_then_go_live(Bus(), 2)  # type: ignore[arg-type]

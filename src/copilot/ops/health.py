@@ -11,7 +11,7 @@ from copilot.ops.metrics import Metrics
 from copilot.projections import all_projections
 from copilot.projections.runner import read_positions
 
-__all__ = ["MAX_PROJECTION_LAG", "readiness", "refresh_gauges"]
+__all__ = ["MAX_PROJECTION_LAG", "readiness", "readiness_answer", "refresh_gauges"]
 
 MAX_PROJECTION_LAG = 1000  # events; beyond it reads are too stale to call the process ready
 
@@ -36,6 +36,14 @@ async def readiness(
     if nats_connected is not None:
         checks["nats"] = {"ok": nats_connected()}
     return all(check["ok"] for check in checks.values()), checks
+
+
+async def readiness_answer(
+    container: Container | None, nats_connected: Callable[[], bool] | None
+) -> tuple[int, dict[str, Any]]:
+    """`/readyz` on every port: 200 or 503, and the checks that decided it."""
+    ready, checks = await readiness(container, nats_connected)
+    return (200 if ready else 503), {"status": "ready" if ready else "not_ready", "checks": checks}
 
 
 def refresh_gauges(container: Container, metrics: Metrics) -> None:

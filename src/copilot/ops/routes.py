@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Response, get
 
 from copilot.bootstrap import Container
-from copilot.ops.health import readiness, refresh_gauges
+from copilot.ops.health import readiness_answer, refresh_gauges
 from copilot.ops.metrics import Metrics
 
 __all__ = ["ops_routes"]
@@ -28,9 +28,8 @@ def ops_routes(container: Container | None, metrics: Metrics, nats_connected: Ca
 
     @get("/readyz", include_in_schema=False)
     async def readyz() -> Response[dict[str, Any]]:
-        ready, checks = await readiness(container, nats_connected)
-        return Response({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+        status, answer = await readiness_answer(container, nats_connected)
+        return Response(answer, status_code=status)
 
     @get("/metrics", include_in_schema=False, media_type="text/plain; version=0.0.4")
     async def metrics_endpoint() -> bytes:

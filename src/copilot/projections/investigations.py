@@ -14,6 +14,7 @@ from copilot.projections.db import Transaction
 
 __all__ = ["InvestigationsProjection"]
 
+
 class InvestigationsProjection(Projection):
     name = "investigations"
     tables = ("changes", "investigations", "investigation_steps", "hypotheses")

@@ -38,7 +38,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from copilot.api.security import API_CSP, COMMON_HEADERS
-from copilot.ops.health import readiness
+from copilot.ops.health import readiness_answer
 from copilot.ops.metrics import Metrics
 from copilot.security import TokenClaims, TokenError, TokenIssuer
 from copilot.stream.bus import EventBus
@@ -94,9 +94,7 @@ class _Client:
         self.revoked = asyncio.Event()
 
     def offer(self, event: PublicEvent, frame: bytes) -> bool:
-        """Take a live event if this client is due it; True if a frame now waits for `flush`."""
-        if event.channel not in self.channels:
-            return False
+        """Take a live event of a subscribed channel; True if a frame now waits for `flush`."""
         if self.held is not None:
             self.held.append(event)
             if len(self.held) > HELD_EVENTS:
@@ -264,7 +262,7 @@ def _as_uuid(value: str) -> UUID | None:
         return None
 
 
-def _json_response(status: int, body: Any, content_type: str = "application/json") -> Response:
+def _response(status: int, body: Any, content_type: str = "application/json") -> Response:
     payload = body if isinstance(body, bytes) else _encode(body)
     phrase = http.HTTPStatus(status).phrase
     return Response(status, phrase, Headers([("Content-Type", content_type), ("Content-Length", str(len(payload)))]),
@@ -302,16 +300,14 @@ class Gateway:
         if path == "/ws":
             return None  # the WebSocket handshake
         if path == "/healthz":
-            return _json_response(200, {"status": "ok"})
+            return _response(200, {"status": "ok"})
         if path == "/readyz":
-            ready, checks = await readiness(None, self.nats_connected)
-            return _json_response(200 if ready else 503, {"status": "ready" if ready else "not_ready",
-                                                          "checks": checks})
+            return _response(*await readiness_answer(None, self.nats_connected))
         if path == "/metrics":
             self.metrics.ws_connections.set(self.hub.connections)
             self.metrics.ws_dropped.set(self.hub.dropped_slow_clients)
-            return _json_response(200, self.metrics.render(), "text/plain; version=0.0.4")
-        return _json_response(404, {"detail": f"no such path: {path}; the WebSocket is at /ws"})
+            return _response(200, self.metrics.render(), "text/plain; version=0.0.4")
+        return _response(404, {"detail": f"no such path: {path}; the WebSocket is at /ws"})
 
     def _headers(self, connection: ServerConnection, request: Request, response: Response) -> None:
         for name, value in (*COMMON_HEADERS, ("content-security-policy", API_CSP)):
