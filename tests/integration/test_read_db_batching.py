@@ -68,3 +68,32 @@ def test_do_nothing_keeps_the_first_row_of_a_key_and_upserts_apply_in_order(db: 
                        " SET a_count = b.a_count + excluded.a_count", {"id": 9, "count": count})
     assert {r["id"]: r["note"] for r in db.fetch_all("SELECT id, note FROM a")} == {1: "at 0", 2: "at 1", 3: "at 3"}
     assert db.fetch_one("SELECT a_count FROM b WHERE id = 9") == {"a_count": 6}
+
+
+def test_rows_sent_together_keep_every_value_as_written(db: PostgresReadDatabase) -> None:
+    # Rows of one INSERT go to PostgreSQL as one statement over JSON: each type must come back
+    # exactly as a row-at-a-time INSERT would have stored it, NaN and infinity included.
+    from datetime import UTC, datetime, timedelta, timezone
+    from uuid import uuid4
+
+    with db.transaction() as tx:
+        tx.execute("CREATE TABLE c (id uuid PRIMARY KEY, at timestamptz, score double precision, ok boolean,"
+                   " n bigint, note text, state text DEFAULT 'new', made_at timestamptz)")
+    when = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
+    rows = [{"id": uuid4(), "at": when + timedelta(hours=n), "score": n / 3, "ok": n % 2 == 0, "n": 2**40 + n,
+             "note": None if n == 3 else f"it's \"{n}\" 100% ünïcode\n{{\"json\": [{n}]}}"} for n in range(7)]
+    rows[5]["at"] = datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    odd = [{**rows[0], "id": uuid4(), "score": float("nan")}, {**rows[0], "id": uuid4(), "score": float("inf")}]
+    with db.transaction() as tx:
+        for row in rows + odd:
+            tx.execute("INSERT INTO c (id, at, score, ok, n, note, made_at) VALUES (:id, :at, :score, :ok, :n, :note,"
+                       " :at) ON CONFLICT (id) DO NOTHING", row)
+    stored = {r["id"]: r for r in db.fetch_all("SELECT * FROM c")}
+    assert len(stored) == len(rows) + 2
+    for row in rows:
+        got = stored[row["id"]]
+        assert (got["at"], got["score"], got["ok"], got["n"], got["note"]) == (
+            row["at"], row["score"], row["ok"], row["n"], row["note"])
+        assert got["made_at"] == row["at"] and got["state"] == "new"  # repeated placeholder, column default
+    assert stored[odd[0]["id"]]["score"] != stored[odd[0]["id"]]["score"]  # NaN, not NULL
+    assert stored[odd[1]["id"]]["score"] == float("inf")

@@ -9,16 +9,20 @@ from both engines.
 from __future__ import annotations
 
 import asyncio
+import math
 import operator
 import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from uuid import UUID
+
+import msgspec
 
 __all__ = ["PostgresReadDatabase", "ReadDatabase", "Row", "SQLiteReadDatabase", "Transaction"]
 
@@ -184,6 +188,7 @@ def to_positional(sql: str) -> tuple[str, Callable[[Params], tuple[Any, ...]]]:
     return out
 
 
+_ROWS = msgspec.json.Encoder()
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+([\w.]+)", re.IGNORECASE)
 _insert_tables: dict[str, str | None] = {}
 
@@ -196,13 +201,84 @@ def _insert_table(sql: str) -> str | None:
     return _insert_tables[sql]
 
 
+_VALUES_INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+([\w.]+)\s*\(([^)]*)\)\s*VALUES\s*\((.*)\)\s*(ON\s+CONFLICT\b.*\bDO\s+NOTHING)?\s*$",
+    re.IGNORECASE | re.DOTALL)
+# Types a JSON value reaches intact through json_to_recordset's text input; bytea, json and
+# arrays would not (base64, a JSON string instead of its document, a JSON list).
+_NOT_VIA_JSON = re.compile(r"^(bytea|json|jsonb)$|\[\]$")
+_FLOAT_TYPES = frozenset({"real", "double precision", "numeric"})
+
+
+def _top_level(items: str) -> list[str]:
+    """Split on the commas outside parentheses and quotes."""
+    out, depth, quoted, start = [], 0, False, 0
+    for i, char in enumerate(items):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            out.append(items[start:i].strip())
+            start = i + 1
+    out.append(items[start:].strip())
+    return out
+
+
+@dataclass(frozen=True)
+class _SetInsert:
+    """An `INSERT … VALUES (…)` of many rows as one statement over a JSON array of them."""
+
+    sql: str
+    floats: tuple[str, ...]  # placeholders of float columns: NaN and infinity have no JSON
+
+
+_set_inserts: dict[str, _SetInsert | None] = {}
+_column_types: dict[str, dict[str, str]] = {}  # by table name: every database has the same migrations
+
+
+def _set_insert(read: Callable[[str, Any], Any], sql: str) -> _SetInsert | None:
+    """`INSERT INTO t (c, …) SELECT e, … FROM json_to_recordset(%s) AS r(name type, …)` for an
+    INSERT whose every placeholder stands alone for a column (memoized); None for any other
+    statement, and for `ON CONFLICT … DO UPDATE`, which may not touch one row twice in one
+    statement as it may in consecutive ones."""
+    if sql in _set_inserts:
+        return _set_inserts[sql]
+    found, out = _VALUES_INSERT.match(sql), None
+    if found:
+        table, conflict = found.group(1).lower(), found.group(4) or ""
+        columns = [c.strip().lower() for c in found.group(2).split(",")]
+        values = _top_level(found.group(3))
+        if table not in _column_types:
+            found_types = read("SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+                               " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (table,))
+            _column_types[table] = {row["attname"]: row["type"] for row in found_types.fetchall()}
+        types = _column_types[table]
+        typed = {value[1:]: types.get(column) for column, value in zip(columns, values, strict=True)
+                 if _PLACEHOLDER.fullmatch(value)}
+        named = set(_PLACEHOLDER.findall(found.group(3)))
+        if named and named <= typed.keys() and all(t and not _NOT_VIA_JSON.search(t) for t in typed.values()):
+            record = ", ".join(f'"{name}" {typed[name]}' for name in sorted(named))
+            select = ", ".join(_PLACEHOLDER.sub(lambda m: f'r."{m.group(1)}"', value) for value in values)
+            out = _SetInsert(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select}"
+                f" FROM json_to_recordset(%s::json) AS r({record}) {conflict}".rstrip(),
+                tuple(name for name in sorted(named) if typed[name] in _FLOAT_TYPES))
+    _set_inserts[sql] = out
+    return out
+
+
 class _PostgresTransaction:
     """Runs statements as if one by one, but sends the rows of consecutive INSERTs together.
 
     A projection batch writes mostly rows (an incident, its audit entry, an analytics row, …
-    for each event). Rows are held per table, in order, and sent with one `executemany` per
-    statement: psycopg converts the statement once and pipelines the rows, PostgreSQL runs a
-    prepared statement per row. Before any other statement or read, and before a different
+    for each event). Rows are held per table, in order, and sent together per statement: as
+    one `INSERT … SELECT` over a JSON array of them where every placeholder stands alone for a
+    column and there is no `DO UPDATE` (see `_set_insert`), otherwise with one `executemany`
+    (psycopg converts the statement once and pipelines the rows, PostgreSQL runs a prepared
+    statement per row). Before any other statement or read, and before a different
     INSERT into a table that has rows held, every held row is sent, tables in the order they
     were first written. So each statement sees everything written before it; only writes to
     different tables (no foreign keys or triggers join read-model tables) may reach
@@ -213,7 +289,17 @@ class _PostgresTransaction:
 
     def __init__(self, cursor: Any) -> None:
         self._cur = cursor
+        self._reader: Any = None
         self._held: dict[str, tuple[str, list[Params]]] = {}  # table -> (statement, rows), first-written order
+
+    def _read(self, sql: str, params: Any) -> Any:
+        """A cursor that has run the read. Reads get a cursor of their own: in pipeline mode a
+        cursor takes the results of its every statement as they arrive, and a write's late
+        result could otherwise be taken for the read's (psycopg then doesn't wait for it)."""
+        if self._reader is None:
+            self._reader = self._cur.connection.cursor()
+        self._reader.execute(sql, params)
+        return self._reader
 
     def execute(self, sql: str, params: Params | None = None) -> None:
         table = _insert_table(sql)
@@ -244,18 +330,23 @@ class _PostgresTransaction:
         self._many(sql, rows)
 
     def _many(self, sql: str, rows: Sequence[Params]) -> None:
+        bulk = _set_insert(self._read, sql)
+        if bulk is not None and all(math.isfinite(row[name]) for name in bulk.floats for row in rows
+                                    if row[name] is not None):
+            # One statement for the rows: encoding them is C work (msgspec), where executemany
+            # spends ~10 us of Python per row; PostgreSQL parses the JSON.
+            self._cur.execute(bulk.sql, (_ROWS.encode(rows).decode(),))
+            return
         positional, values = to_positional(sql)
         self._cur.executemany(positional, [values(row) for row in rows])
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
         self.flush()
-        self._cur.execute(to_psycopg(sql), params or {})
-        return list(self._cur.fetchall())
+        return list(self._read(to_psycopg(sql), params or {}).fetchall())
 
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         self.flush()
-        self._cur.execute(to_psycopg(sql), params or {})
-        row: Row | None = self._cur.fetchone()
+        row: Row | None = self._read(to_psycopg(sql), params or {}).fetchone()
         return row
 
 
