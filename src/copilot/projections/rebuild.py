@@ -3,7 +3,8 @@
 The named projections' tables are emptied and refilled from position 0 inside one
 transaction, which is the swap: readers keep seeing the old rows until the commit and
 then see the new ones, never a half-built table. A live projector meanwhile waits on its
-tracking row and carries on from the rebuilt position.
+tracking row and carries on from the rebuilt position. The tables are then analyzed, so
+queries are planned for the rows they now hold.
 """
 
 from __future__ import annotations
@@ -93,4 +94,11 @@ def rebuild(
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
                 {"name": name, "position": head},
             )
+    # Every row of these tables is new: without fresh statistics the planner keeps estimating
+    # from the old ones (or, for tables that were empty, from none) until autovacuum gets to
+    # them, and a page of a project's incidents was planned as a scan and sort of all of them.
+    with db.transaction() as tx:
+        for projection in projections:
+            for table in projection.tables:
+                tx.execute(f"ANALYZE {table}")
     return RebuildReport(tuple(names), events, head, time.perf_counter() - started)
