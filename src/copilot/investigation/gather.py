@@ -71,9 +71,21 @@ def similarity(same_service: bool, text: float, linked: bool) -> float:
     return round(0.45 * same_service + 0.35 * text + 0.2 * linked, 3)
 
 
-# The project's 500 most recent incidents before this one: the candidates for "similar".
-_RECENT = ("SELECT {columns} FROM incidents WHERE project_id = :project_id AND id <> :id AND detected_at < :t0"
-           " ORDER BY detected_at DESC LIMIT 500")
+# The project's 500 most recent incidents before this one are the candidates for "similar".
+# Recurring incidents repeat their service and text, so the candidates are grouped by what the
+# score depends on (service, title, description, and whether they share an alert name with this
+# incident): each group comes back as its five most recent members — any of the five most alike
+# incidents is among those — each with how many of the group are from the last month.
+_ALIKE_GROUPS = (
+    "SELECT CAST(id AS TEXT), service_name, title, description, detected_at, linked, recent FROM ("
+    " SELECT r.*, ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY detected_at DESC, id) AS k,"
+    " SUM(CASE WHEN detected_at >= :month_ago THEN 1 ELSE 0 END) OVER (PARTITION BY {group}) AS recent"
+    " FROM (SELECT c.id, c.service_name, c.title, c.description, c.detected_at, {linked} AS linked"
+    " FROM incidents c WHERE c.project_id = :project_id AND c.id <> :id AND c.detected_at < :t0"
+    " ORDER BY c.detected_at DESC LIMIT 500) r) w WHERE k <= 5"
+).replace("{group}", "service_name, title, description, linked")
+_SHARES_AN_ALERT = ("CASE WHEN EXISTS (SELECT 1 FROM alerts a WHERE a.project_id = :project_id"
+                    " AND a.incident_id = c.id AND a.name IN ({names})) THEN 1 ELSE 0 END")
 
 
 class Gatherer:
@@ -138,52 +150,47 @@ class Gatherer:
     def similar(self, incident: IncidentFact, project_id: UUID) -> Found:
         """The past incidents most like this one among the project's 500 most recent.
 
-        Read as tuples (a dict per row was half the cost), and each distinct service, text and
-        alert link scored once: recurring incidents repeat their texts, so a project's last 500
-        hold far fewer distinct texts than incidents.
+        Scored per group of candidates alike in everything the score reads (`_ALIKE_GROUPS`):
+        a lookup reads a few rows per distinct service and text instead of 500 (ids as text, the
+        five shown turned back into UUIDs), and only the five shown have their confirmed cause
+        read.
         """
-        params = {"project_id": project_id, "id": incident.id, "t0": incident.detected_at}
-        # Ids as text: a `UUID` object for each of 500 rows was a sixth of the fetch; the five
-        # shown are turned back into UUIDs at the end.
-        rows = self.db.fetch_tuples(  # an incident with confirmed causes: its latest run's best first
-            "SELECT CAST(i.id AS TEXT), i.service_name, i.title, i.description, i.detected_at, h.category, h.claim"
-            f" FROM ({_RECENT.format(columns='id, service_name, title, description, detected_at')}) i"
-            " LEFT JOIN hypotheses h ON h.incident_id = i.id AND h.user_feedback = 'confirmed'"
-            " ORDER BY i.detected_at DESC, i.id, h.run DESC, h.rank",
-            params,
-        )
-        alerts_by_incident: dict[Any, set[str]] = {}
-        for incident_id, name in self.db.fetch_tuples(  # the alerts of this incident and of the candidates
-            "SELECT CAST(incident_id AS TEXT), name FROM alerts WHERE project_id = :project_id AND (incident_id = :id"
-            f" OR incident_id IN ({_RECENT.format(columns='id')}))",
-            params,
-        ):
-            alerts_by_incident.setdefault(incident_id, set()).add(name)
-        mine = alerts_by_incident.get(str(incident.id))
+        month_ago = incident.detected_at - timedelta(days=30)
+        params: dict[str, Any] = {"project_id": project_id, "id": incident.id, "t0": incident.detected_at,
+                                  "month_ago": month_ago}
+        mine = sorted({name for (name,) in self.db.fetch_tuples(
+            "SELECT name FROM alerts WHERE project_id = :project_id AND incident_id = :id", params)})
+        params.update({f"alert{n}": name for n, name in enumerate(mine)})
+        linked = _SHARES_AN_ALERT.format(names=", ".join(f":alert{n}" for n in range(len(mine)))) if mine else "0"
         words = tokens(f"{incident.title} {incident.description}")
-        scores: dict[tuple[str, str, str, bool], float] = {}  # (service, title, description, linked) -> score
-        alike: list[tuple[float, datetime, tuple[Any, ...]]] = []
-        confirmed: set[Any] = set()  # incidents whose first confirmed cause is taken
-        for row in rows:
-            if row[5] is not None:
-                if row[0] in confirmed:
-                    continue
-                confirmed.add(row[0])
-            service, title, description = row[1], row[2], row[3]
-            linked = mine is not None and not mine.isdisjoint(alerts_by_incident.get(row[0], ()))
-            score = scores.get((service, title, description, linked))
+        scores: dict[tuple[str, str, str, int], float] = {}  # a group's score
+        alike: list[tuple[float, datetime, str, str, str]] = []  # (score, detected_at, id, service, title)
+        recent = 0
+        for key, service, title, description, detected_at, shares, last_month in self.db.fetch_tuples(
+                _ALIKE_GROUPS.replace("{linked}", linked), params):
+            group = (service, title, description, shares)
+            score = scores.get(group)
             if score is None:
                 text = text_similarity(words, tokens(f"{title} {description}"))
-                score = scores[(service, title, description, linked)] = similarity(
-                    incident.service == service, text, linked)
+                score = scores[group] = similarity(incident.service == service, text, bool(shares))
+                if score >= 0.5:
+                    recent += int(last_month)
             if score >= 0.3:
-                alike.append((score, row[4], row))
+                alike.append((score, detected_at, key, service, title))
+        alike.sort(key=lambda found: found[2])  # among equals, the lower id first, as the log orders them
         top = heapq.nlargest(5, alike, key=lambda found: found[:2])  # the most alike, the most recent among equals
+        causes: dict[str, tuple[str, str]] = {}
+        if top:
+            shown = {f"shown{n}": UUID(found[2]) for n, found in enumerate(top)}
+            for key, category, claim in self.db.fetch_tuples(  # an incident's latest run's best confirmed cause
+                    "SELECT CAST(incident_id AS TEXT), category, claim FROM hypotheses"
+                    f" WHERE incident_id IN ({', '.join(':' + name for name in shown)})"
+                    " AND user_feedback = 'confirmed' ORDER BY run DESC, rank", shown):
+                causes.setdefault(key, (category, claim))
         ranked = [SimilarFact(incident_id=UUID(key), title=title, service_name=service, detected_at=detected_at,
-                              score=score, confirmed_category=category, confirmed_claim=claim)
-                  for score, _, (key, service, title, _, detected_at, category, claim) in top]
-        month_ago = incident.detected_at - timedelta(days=30)
-        recent = sum(1 for score, detected_at, _ in alike if score >= 0.5 and detected_at >= month_ago)
+                              score=score, confirmed_category=causes.get(key, (None, None))[0],
+                              confirmed_claim=causes.get(key, (None, None))[1])
+                  for score, detected_at, key, service, title in top]
         novelty = "frequent" if recent >= 3 else "rare" if alike else "new"
         return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
 
