@@ -375,12 +375,16 @@ class PostgresReadDatabase:
         self._async_pools: dict[asyncio.AbstractEventLoop, asyncio.Future[Any]] = {}
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            return _PostgresTransaction(cur).fetch_all(sql, params)
+        with self.pool.connection() as conn:  # one cursor: the pool's connections make dict rows
+            cursor: Any = conn.execute(to_psycopg(sql), params or {})
+            rows: list[Row] = cursor.fetchall()
+            return rows
 
     def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            return _PostgresTransaction(cur).fetch_one(sql, params)
+        with self.pool.connection() as conn:
+            cursor: Any = conn.execute(to_psycopg(sql), params or {})
+            row: Row | None = cursor.fetchone()
+            return row
 
     def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         from psycopg.rows import tuple_row
