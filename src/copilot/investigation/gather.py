@@ -21,8 +21,8 @@ from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
 from copilot.projections.db import ReadDatabase
 
-__all__ = ["METRIC_TEMPLATES", "Found", "Gatherer", "Skipped", "query_signals", "similarity", "text_similarity",
-           "tokens"]
+__all__ = ["METRIC_TEMPLATES", "NO_PROMETHEUS", "Found", "Gatherer", "Skipped", "query_signals", "similarity",
+           "text_similarity", "tokens"]
 
 # PromQL per signal; {sel} is the service selector, e.g. service="payment-api".
 METRIC_TEMPLATES: dict[str, str] = {
@@ -42,6 +42,7 @@ AROUND = (timedelta(minutes=30), timedelta(minutes=10))
 CHANGE_LOOKBACK = timedelta(hours=2)
 RISE_PCT = 25.0  # a signal that rose at least this much gets its onset and rise time measured
 _WORDS = re.compile(r"[a-z0-9]+")
+NO_PROMETHEUS = "the project has no Prometheus integration"
 
 
 class Skipped(Exception):
@@ -121,7 +122,7 @@ class Gatherer:
     async def metrics(self, incident: IncidentFact, config: dict[str, Any] | None) -> Found:
         """The signals around detection from the project's Prometheus (`prometheus_of`)."""
         if config is None:
-            raise Skipped("the project has no Prometheus integration")
+            raise Skipped(NO_PROMETHEUS)
         refusal = await forbidden_target(httpx.URL(config["url"]).host)
         if refusal:
             raise Skipped(refusal)
