@@ -45,10 +45,7 @@ def test_rebuild_reproduces_the_live_read_models_and_reports_its_speed(
     out = capsys.readouterr().out
     assert "events/s" in out and "accounts, projects, incidents" in out
     assert dump_read_models(container) == before
-    if container.settings.embedded:  # the planner's statistics describe the rebuilt rows
-        analyzed = container.db.fetch_one("SELECT stat FROM sqlite_stat1 WHERE tbl = 'incidents' LIMIT 1")
-        assert analyzed is not None and analyzed["stat"].startswith("2")
-    else:
+    if not container.settings.embedded:  # PostgreSQL's planner statistics describe the rebuilt rows
         analyzed = container.db.fetch_one("SELECT reltuples FROM pg_class WHERE relname = 'incidents'")
         assert analyzed is not None and analyzed["reltuples"] == 2
     assert main(["projections", "status"]) == 0

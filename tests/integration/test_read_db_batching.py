@@ -68,6 +68,11 @@ def test_do_nothing_keeps_the_first_row_of_a_key_and_upserts_apply_in_order(db: 
                        " SET a_count = b.a_count + excluded.a_count", {"id": 9, "count": count})
     assert {r["id"]: r["note"] for r in db.fetch_all("SELECT id, note FROM a")} == {1: "at 0", 2: "at 1", 3: "at 3"}
     assert db.fetch_one("SELECT a_count FROM b WHERE id = 9") == {"a_count": 6}
+    with db.transaction() as tx:  # an update ending in a parenthesis is still one statement per row
+        for count in (1, 2):
+            tx.execute("INSERT INTO b (id, a_count) VALUES (:id, :count) ON CONFLICT (id) DO UPDATE"
+                       " SET a_count = coalesce(b.a_count * excluded.a_count, 0)", {"id": 9, "count": count + 1})
+    assert db.fetch_one("SELECT a_count FROM b WHERE id = 9") == {"a_count": 36}
 
 
 def test_rows_sent_together_keep_every_value_as_written(db: PostgresReadDatabase) -> None:

@@ -204,14 +204,20 @@ def _insert_table(sql: str) -> str | None:
 _VALUES_INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+([\w.]+)\s*\(([^)]*)\)\s*VALUES\s*\((.*)\)\s*(ON\s+CONFLICT\b.*\bDO\s+NOTHING)?\s*$",
     re.IGNORECASE | re.DOTALL)
-# Types a JSON value reaches intact through json_to_recordset's text input; bytea, json and
-# arrays would not (base64, a JSON string instead of its document, a JSON list).
-_NOT_VIA_JSON = re.compile(r"^(bytea|json|jsonb)$|\[\]$")
+_DO_UPDATE = re.compile(r"\bDO\s+UPDATE\b", re.IGNORECASE)
+# Column types a value of the column's own Python type (as psycopg would adapt it) reaches
+# intact as JSON through json_to_recordset's text input. Not bytea, json or arrays (base64, a
+# JSON string instead of its document, a JSON list). A value of another type may be stored
+# differently than by executemany (a datetime into a text column in ISO 8601 with a "T").
+_VIA_JSON = frozenset({"uuid", "text", "character varying", "integer", "bigint", "smallint", "boolean",
+                       "timestamp with time zone", "timestamp without time zone", "date", "real",
+                       "double precision", "numeric"})
 _FLOAT_TYPES = frozenset({"real", "double precision", "numeric"})
 
 
-def _top_level(items: str) -> list[str]:
-    """Split on the commas outside parentheses and quotes."""
+def _top_level(items: str) -> list[str] | None:
+    """Split on the commas outside parentheses and quotes; None if they are not balanced (as
+    when more than one VALUES list, or more than VALUES, was taken for one)."""
     out, depth, quoted, start = [], 0, False, 0
     for i, char in enumerate(items):
         if char == "'":
@@ -220,11 +226,13 @@ def _top_level(items: str) -> list[str]:
             depth += 1
         elif not quoted and char == ")":
             depth -= 1
+            if depth < 0:
+                return None
         elif not quoted and depth == 0 and char == ",":
             out.append(items[start:i].strip())
             start = i + 1
     out.append(items[start:].strip())
-    return out
+    return out if depth == 0 and not quoted else None
 
 
 @dataclass(frozen=True)
@@ -247,25 +255,27 @@ def _set_insert(read: Callable[[str, Any], Any], sql: str) -> _SetInsert | None:
     if sql in _set_inserts:
         return _set_inserts[sql]
     found, out = _VALUES_INSERT.match(sql), None
-    if found:
+    columns = [c.strip().lower() for c in found.group(2).split(",")] if found else []
+    values = _top_level(found.group(3)) if found else None
+    if (found and values is not None and len(values) == len(columns) and not _DO_UPDATE.search(sql)
+            and not any(value.upper() == "DEFAULT" for value in values)):
         table, conflict = found.group(1).lower(), found.group(4) or ""
-        columns = [c.strip().lower() for c in found.group(2).split(",")]
-        values = _top_level(found.group(3))
         if table not in _column_types:
             found_types = read("SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
                                " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (table,))
             _column_types[table] = {row["attname"]: row["type"] for row in found_types.fetchall()}
         types = _column_types[table]
-        typed = {value[1:]: types.get(column) for column, value in zip(columns, values, strict=True)
+        typed = {value[1:]: types.get(column, "") for column, value in zip(columns, values, strict=True)
                  if _PLACEHOLDER.fullmatch(value)}
+        base = {name: type_.split("(")[0] for name, type_ in typed.items()}  # numeric(20,12) is numeric
         named = set(_PLACEHOLDER.findall(found.group(3)))
-        if named and named <= typed.keys() and all(t and not _NOT_VIA_JSON.search(t) for t in typed.values()):
+        if named and named <= typed.keys() and all(t in _VIA_JSON for t in base.values()):
             record = ", ".join(f'"{name}" {typed[name]}' for name in sorted(named))
             select = ", ".join(_PLACEHOLDER.sub(lambda m: f'r."{m.group(1)}"', value) for value in values)
             out = _SetInsert(
                 f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select}"
                 f" FROM json_to_recordset(%s::json) AS r({record}) {conflict}".rstrip(),
-                tuple(name for name in sorted(named) if typed[name] in _FLOAT_TYPES))
+                tuple(name for name in sorted(named) if base[name] in _FLOAT_TYPES))
     _set_inserts[sql] = out
     return out
 
@@ -332,7 +342,7 @@ class _PostgresTransaction:
     def _many(self, sql: str, rows: Sequence[Params]) -> None:
         bulk = _set_insert(self._read, sql)
         if bulk is not None and all(math.isfinite(row[name]) for name in bulk.floats for row in rows
-                                    if row[name] is not None):
+                                    if type(row[name]) is float):
             # One statement for the rows: encoding them is C work (msgspec), where executemany
             # spends ~10 us of Python per row; PostgreSQL parses the JSON.
             self._cur.execute(bulk.sql, (_ROWS.encode(rows).decode(),))

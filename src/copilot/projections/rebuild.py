@@ -3,12 +3,13 @@
 The named projections' tables are emptied and refilled from position 0 inside one
 transaction, which is the swap: readers keep seeing the old rows until the commit and
 then see the new ones, never a half-built table. A live projector meanwhile waits on its
-tracking row and carries on from the rebuilt position. The tables are then analyzed, so
-queries are planned for the rows they now hold.
+tracking row and carries on from the rebuilt position. On PostgreSQL the tables are then
+analyzed, so queries are planned for the rows they now hold.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from copilot.projections.runner import lock_positions
 __all__ = ["RebuildReport", "rebuild"]
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,17 @@ def rebuild(
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
                 {"name": name, "position": head},
             )
-    # Every row of these tables is new: without fresh statistics the planner keeps estimating
-    # from the old ones (or, for tables that were empty, from none) until autovacuum gets to
-    # them, and a page of a project's incidents was planned as a scan and sort of all of them.
-    with db.transaction() as tx:
-        for projection in projections:
-            for table in projection.tables:
-                tx.execute(f"ANALYZE {table}")
+    if db.dialect == "postgres":
+        # Every row of these tables is new: without fresh statistics the planner keeps estimating
+        # from the old ones (or, for tables that were empty, from none) until autovacuum gets to
+        # them, and a page of a project's incidents was planned as a scan and sort of all of them.
+        # Not on SQLite: nothing there refreshes statistics later, and ones frozen at the rebuild
+        # went wrong as the data grew (SQLite plans well enough without any).
+        try:
+            with db.transaction() as tx:
+                for projection in projections:
+                    for table in projection.tables:
+                        tx.execute(f"ANALYZE {table}")
+        except Exception as error:  # the rebuild is committed: autovacuum will analyze them later
+            log.warning("the rebuilt tables were not analyzed: %s", error)
     return RebuildReport(tuple(names), events, head, time.perf_counter() - started)
