@@ -5,15 +5,18 @@ starts a second run nor records anything twice."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import pytest
 from litestar.testing import TestClient
 
 from copilot.bootstrap import Container
 from copilot.domain.investigation import Investigation
+from copilot.investigation import workflow
 from copilot.investigation.llm import LLMEngine
 from copilot.investigation.workflow import CONCURRENCY, Investigator
 from tests.e2e.openai_server import openai_server
@@ -105,6 +108,40 @@ def test_an_investigation_that_keeps_failing_is_ended_as_failed_and_holds_up_no_
         investigation, _ = _investigation(container, incident_id)
         assert (investigation.run, investigation.running) == (1, False) and investigation.hypotheses
     assert investigator.position == container.store.head()
+
+
+def test_an_investigation_whose_database_reads_hang_is_ended_as_failed_and_holds_up_no_other(
+    client: TestClient[Any], container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = register(client, "ann@example.com")
+    stuck, fine = (_declare(client, ann, title) for title in ("Checkout hangs", "Search is slow"))
+    investigator = _investigator(container)
+    monkeypatch.setattr(workflow, "LOCAL_STEPS_TIMEOUT_SECONDS", 0.2)
+    alerts = investigator.gather.alerts
+
+    def hanging_alerts(incident: Any, project_id: UUID) -> Any:
+        if str(incident.id) == stuck:
+            time.sleep(0.6)  # a read the database does not answer in time
+        return alerts(incident, project_id)
+
+    investigator.gather.alerts = hanging_alerts  # type: ignore[method-assign]
+    failures = 0
+
+    async def follow() -> None:
+        nonlocal failures
+        for _ in range(10):
+            try:
+                if not await investigator.step():
+                    return
+            except RuntimeError:  # the follower logs it and retries the stretch
+                failures += 1
+
+    asyncio.run(follow())
+    assert failures == 2  # the third attempt gives up on it
+    ended, _ = _investigation(container, stuck)
+    assert (ended.run, ended.running, ended.hypotheses) == (1, False, [])
+    finished, _ = _investigation(container, fine)
+    assert (finished.run, finished.running) == (1, False) and finished.hypotheses
 
 
 def test_when_generation_fails_the_run_still_finishes_with_the_failure_recorded(

@@ -56,6 +56,10 @@ T = TypeVar("T")
 
 INVESTIGATOR_TRACKING_NAME = "investigator"
 STEP_TIMEOUT_SECONDS = 30.0
+# The local steps are read-model queries of milliseconds each: when they have not finished in
+# this long the database is not answering, and the attempt fails (retried from its trigger).
+# Their thread cannot be interrupted; it finishes on an aggregate that nobody appends.
+LOCAL_STEPS_TIMEOUT_SECONDS = 60.0
 _PG_INVESTIGATOR_LOCK = 0x5C0_93_01
 _DETECTED_EVENT = event_type(Incident, "Detected")
 _DETECTED = get_topic(_DETECTED_EVENT)
@@ -291,7 +295,12 @@ class Investigator(LogFollower):
                 prometheus = None
                 if not self._waits_on_llm(step):
                     # The steps up to the next one that waits on another system, in one thread hop.
-                    prometheus = await self._thread(self._run_local_steps, investigation, fact)
+                    try:
+                        prometheus = await asyncio.wait_for(
+                            self._thread(self._run_local_steps, investigation, fact), LOCAL_STEPS_TIMEOUT_SECONDS)
+                    except TimeoutError:
+                        raise RuntimeError(f"the local steps of the investigation of incident {incident_id}"
+                                           f" did not finish in {LOCAL_STEPS_TIMEOUT_SECONDS:g} s") from None
                     step = investigation.next_step()
                 if step is not None:
                     await self._run_step(investigation, step, fact, prometheus)
