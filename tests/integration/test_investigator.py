@@ -36,6 +36,24 @@ def _follow(investigator: Investigator) -> None:
     asyncio.run(until_idle())
 
 
+def _follow_counting_failures(investigator: Investigator) -> int:
+    """Run the investigator until it has nothing left, retrying each failed stretch as the
+    follower does; how many stretches failed."""
+    failures = 0
+
+    async def follow() -> None:
+        nonlocal failures
+        for _ in range(10):
+            try:
+                if not await investigator.step():
+                    return
+            except RuntimeError:  # the follower logs it and retries the stretch
+                failures += 1
+
+    asyncio.run(follow())
+    return failures
+
+
 def _declare(client: TestClient[Any], account: Account, title: str, service: str = "checkout",
              **fields: Any) -> str:
     response = client.post("/api/v1/incidents", headers=account.headers,
@@ -89,19 +107,7 @@ def test_an_investigation_that_keeps_failing_is_ended_as_failed_and_holds_up_no_
         await append(investigation)
 
     investigator._append = failing_append  # type: ignore[method-assign]
-    failures = 0
-
-    async def follow() -> None:
-        nonlocal failures
-        for _ in range(10):
-            try:
-                if not await investigator.step():
-                    return
-            except RuntimeError:  # the follower logs it and retries the stretch
-                failures += 1
-
-    asyncio.run(follow())
-    assert failures == 2  # the third attempt gives up on it
+    assert _follow_counting_failures(investigator) == 2  # the third attempt gives up on it
     ended, _ = _investigation(container, incidents[0])
     assert (ended.run, ended.running, ended.hypotheses) == (1, False, [])
     for incident_id in incidents[1:]:
@@ -125,19 +131,7 @@ def test_an_investigation_whose_database_reads_hang_is_ended_as_failed_and_holds
         return alerts(incident, project_id)
 
     investigator.gather.alerts = hanging_alerts  # type: ignore[method-assign]
-    failures = 0
-
-    async def follow() -> None:
-        nonlocal failures
-        for _ in range(10):
-            try:
-                if not await investigator.step():
-                    return
-            except RuntimeError:  # the follower logs it and retries the stretch
-                failures += 1
-
-    asyncio.run(follow())
-    assert failures == 2  # the third attempt gives up on it
+    assert _follow_counting_failures(investigator) == 2  # the third attempt gives up on it
     ended, _ = _investigation(container, stuck)
     assert (ended.run, ended.running, ended.hypotheses) == (1, False, [])
     finished, _ = _investigation(container, fine)
