@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from uuid import uuid4
 
 import pytest
 
@@ -78,9 +80,6 @@ def test_do_nothing_keeps_the_first_row_of_a_key_and_upserts_apply_in_order(db: 
 def test_rows_sent_together_keep_every_value_as_written(db: PostgresReadDatabase) -> None:
     # Rows of one INSERT go to PostgreSQL as one statement over JSON: each type must come back
     # exactly as a row-at-a-time INSERT would have stored it, NaN and infinity included.
-    from datetime import UTC, datetime, timedelta, timezone
-    from uuid import uuid4
-
     with db.transaction() as tx:
         tx.execute("CREATE TABLE c (id uuid PRIMARY KEY, at timestamptz, score double precision, ok boolean,"
                    " n bigint, note text, state text DEFAULT 'new', made_at timestamptz)")

@@ -180,7 +180,7 @@ class Gatherer:
                 alike.append((score, detected_at, key, service, title))
         alike.sort(key=lambda found: found[2])  # among equals, the lower id first, as the log orders them
         top = heapq.nlargest(5, alike, key=lambda found: found[:2])  # the most alike, the most recent among equals
-        causes: dict[str, tuple[str, str]] = {}
+        causes: dict[str, tuple[str | None, str | None]] = {}
         if top:
             shown = {f"shown{n}": UUID(found[2]) for n, found in enumerate(top)}
             for key, category, claim in self.db.fetch_tuples(  # an incident's latest run's best confirmed cause
@@ -188,10 +188,12 @@ class Gatherer:
                     f" WHERE incident_id IN ({', '.join(':' + name for name in shown)})"
                     " AND user_feedback = 'confirmed' ORDER BY run DESC, rank", shown):
                 causes.setdefault(key, (category, claim))
-        ranked = [SimilarFact(incident_id=UUID(key), title=title, service_name=service, detected_at=detected_at,
-                              score=score, confirmed_category=causes.get(key, (None, None))[0],
-                              confirmed_claim=causes.get(key, (None, None))[1])
-                  for score, detected_at, key, service, title in top]
+        ranked = []
+        for score, detected_at, key, service, title in top:
+            category, claim = causes.get(key, (None, None))
+            ranked.append(SimilarFact(incident_id=UUID(key), title=title, service_name=service,
+                                      detected_at=detected_at, score=score, confirmed_category=category,
+                                      confirmed_claim=claim))
         novelty = "frequent" if recent >= 3 else "rare" if alike else "new"
         return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
 
