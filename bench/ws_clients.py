@@ -7,7 +7,8 @@ tens of microseconds per message (a frame object, a queue, a task switch, a deco
 clients speak the protocol themselves on an asyncio Protocol (RFC 6455: the handshake, masked
 frames out, unmasked frames in, pong for ping) and, per message, read its frame header and
 find its timestamp in the received bytes without copying them. A timestamp is parsed once per
-event, not once per client.
+event, not once per client. They run on uvloop, as the servers they measure do (the copilot and
+bench/ws_floor.py): its transports read in C.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import time
 from datetime import datetime
 from urllib.parse import urlsplit
+
+import uvloop
 
 _STAMP = b'"timestamp":'
 _TEXT, _CLOSE, _PING = 0x1, 0x8, 0x9
@@ -152,4 +155,4 @@ async def main(url: str, token: str, tenant: str, clients: int, seconds: float) 
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
+    uvloop.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))

@@ -4,7 +4,8 @@ It speaks just enough of the gateway's protocol for bench/ws_clients.py (connect
 each answered), and once CLIENTS are subscribed it sends RATE events a second for SECONDS, each
 encoded once and written to every client with `websockets.broadcast`: no auth, no bus, no
 per-client queue or filter. What 1,000 clients receive from it on this machine, measured by the
-same client process, is what the copilot's delivery is compared with.
+same client process, is what the copilot's delivery is compared with. It runs on uvloop, as the
+copilot does.
 
     python bench/ws_floor.py PORT CLIENTS RATE SECONDS
 """
@@ -18,6 +19,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import uvloop
 import websockets
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
@@ -56,4 +58,4 @@ async def main(port: int, clients: int, rate: float, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
+    uvloop.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
