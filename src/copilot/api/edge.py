@@ -96,6 +96,5 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             route = str(scope.get("path_template") or "unmatched")  # the template, so ids do not multiply series
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            self.metrics.record_request(scope["method"], route, status, time.perf_counter() - started)
             log_context.reset(context)
