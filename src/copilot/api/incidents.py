@@ -28,6 +28,9 @@ from copilot.domain.incident import Incident
 __all__ = ["IncidentsController", "lifecycle_metrics"]
 
 
+_LISTED = IncidentRead.__struct_fields__
+
+
 def _incident(row: dict[str, Any]) -> IncidentRead:
     return msgspec.convert(row, IncidentRead, from_attributes=False, strict=False)
 
@@ -106,11 +109,13 @@ class IncidentsController(Controller):
         state_filter: Annotated[IncidentState | None, QueryParameter(name="state")] = None,
     ) -> list[IncidentRead]:
         project_id = self._chosen_project(principal)
-        rows = await container.incidents.page(project_id, principal.user_id, skip=skip, limit=limit,
+        rows = await container.incidents.page(project_id, principal.user_id, _LISTED, skip=skip, limit=limit,
                                               severity=severity, state=state_filter)
         if not rows:  # an empty page, or no access to the project: tell which
             await self._active_project(container, principal)
-        return [_incident(row) for row in rows]
+        # The columns are the schema's fields in order, and the read model's column types are
+        # the fields' types: each row is the struct's arguments as they stand.
+        return [IncidentRead(*row) for row in rows]
 
     @post("/", operation_id="createIncident", status_code=200, summary="Declare an incident")
     async def create_incident(self, data: IncidentCreate, principal: Principal, container: Container) -> IncidentRead:

@@ -49,6 +49,7 @@ class ReadDatabase(Protocol):
     # where the driver can do without one.
     async def afetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
     async def afetch_one(self, sql: str, params: Params | None = None) -> Row | None: ...
+    async def afetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
     async def aclose(self) -> None: ...  # the running event loop's connections, if any
     def transaction(self) -> Any: ...  # context manager yielding a Transaction
     def close(self) -> None: ...
@@ -130,6 +131,9 @@ class SQLiteReadDatabase:
 
     async def afetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         return await asyncio.to_thread(self.fetch_one, sql, params)
+
+    async def afetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self.fetch_tuples, sql, params)
 
     async def aclose(self) -> None:
         return None
@@ -438,6 +442,16 @@ class PostgresReadDatabase:
             cursor = await conn.execute(to_psycopg(sql), params or {})
             row: Row | None = await cursor.fetchone()
             return row
+
+    async def afetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        from psycopg.rows import tuple_row
+
+        pool = await self._async_pool()
+        async with pool.connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row)
+            await cursor.execute(to_psycopg(sql), params or {})
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
+            return rows
 
     async def aclose(self) -> None:
         opening = self._async_pools.pop(asyncio.get_running_loop(), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from copilot.projections.db import ReadDatabase, Row
@@ -27,11 +28,12 @@ class IncidentsView:
         self.db = db
 
     async def page(
-        self, project_id: UUID, user_id: UUID, *, skip: int, limit: int, severity: str | None = None,
-        state: str | None = None,
-    ) -> list[Row]:
-        """A page of the project's incidents, newest first; empty unless the user is a member of
-        the (live) project — the access check rides in the same query."""
+        self, project_id: UUID, user_id: UUID, columns: tuple[str, ...], *, skip: int, limit: int,
+        severity: str | None = None, state: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """A page of the project's incidents, newest first, each a tuple of `columns` in that order
+        (a caller building objects positionally makes no dict per row); empty unless the user is a
+        member of the (live) project — the access check rides in the same query."""
         where = ["i.project_id = :project_id"]
         params: dict[str, object] = {"project_id": project_id, "user_id": user_id, "limit": limit, "skip": skip}
         if severity is not None:
@@ -40,8 +42,8 @@ class IncidentsView:
         if state is not None:
             where.append("i.state = :state")
             params["state"] = state
-        return await self.db.afetch_all(
-            f"SELECT {_QUALIFIED}{_VISIBLE_TO_USER} WHERE {' AND '.join(where)}"
+        return await self.db.afetch_tuples(
+            f"SELECT {', '.join('i.' + column for column in columns)}{_VISIBLE_TO_USER} WHERE {' AND '.join(where)}"
             " ORDER BY i.detected_at DESC, i.id DESC LIMIT :limit OFFSET :skip",
             params,
         )
