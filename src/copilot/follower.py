@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from copilot.commands.store import EventStore
-from copilot.leadership import hold_advisory_lock
+from copilot.leadership import Agreement, hold_advisory_lock
 from copilot.listen import LogListener
 from copilot.projections.db import ReadDatabase
 from copilot.projections.runner import read_positions
@@ -58,6 +58,10 @@ class LogFollower:
         """The advisory locks it may lead under, tried in order (several: one per share of the work)."""
         return [self.lock_key]
 
+    def agreement(self) -> Agreement | None:
+        """A setting every follower of its kind must share before one leads (none by default)."""
+        return None
+
     def lead(self, index: int) -> None:
         """It holds `lock_keys()[index]` (or runs where there are no locks: index 0)."""
 
@@ -78,7 +82,8 @@ class LogFollower:
         leader: Any = None
         index = 0
         if self.db.dialect == "postgres" and self.listen_conninfo:
-            leader, index = await hold_advisory_lock(self.listen_conninfo, self.lock_keys(), lambda: self._stopping)
+            leader, index = await hold_advisory_lock(self.listen_conninfo, self.lock_keys(), lambda: self._stopping,
+                                                     agreement=self.agreement())
         self.lead(max(index, 0))
         listener = None
         if self.listen_conninfo:

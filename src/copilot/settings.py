@@ -109,10 +109,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+MAX_INVESTIGATOR_PARTITIONS = 64
+
+
 def _investigator_partitions(env: Mapping[str, str]) -> int:
     value = _positive_int(env, "COPILOT_INVESTIGATOR_PARTITIONS", 1)
-    if value > 64:
-        raise SettingsError(f"COPILOT_INVESTIGATOR_PARTITIONS={value} is more than 64")
+    if value > MAX_INVESTIGATOR_PARTITIONS:
+        raise SettingsError(f"COPILOT_INVESTIGATOR_PARTITIONS={value} is more than {MAX_INVESTIGATOR_PARTITIONS}")
     return value
 
 

@@ -91,3 +91,45 @@ def test_two_shares_split_the_investigations_and_a_standby_takes_over_a_stopped_
     for incident in incidents:
         investigation = container.store.get(Investigation, Investigation.create_id(incident))
         assert investigation.run == 1
+
+
+def test_an_investigator_started_with_another_split_stands_by_until_the_running_one_stops(
+    client: TestClient[Any], container: Container, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One investigator runs unsplit; another is started with COPILOT_INVESTIGATOR_PARTITIONS=2.
+    # Leading "share 2 of 2" next to it would drive half the investigations a second time.
+    headers = register(client, "ann@example.com").headers
+    running, other = (Investigator(container.store, container.db, read_models=container.waiter, partitions=shares,
+                                   listen_conninfo=settings.postgres.conninfo, poll_interval=0.2) for shares in (1, 2))
+    for investigator in (running, other):
+        investigator.metrics = Metrics()
+    warning = "investigators with COPILOT_INVESTIGATOR_PARTITIONS=1 are running, this one has 2"
+
+    async def until(done: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(done):
+            assert time.monotonic() < deadline, "the investigators did not get there in time"
+            await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(running.run())
+        incidents = _declare(client, headers, 4, 0)
+        await until(lambda: len(_completed(container, incidents)) == len(incidents))
+        second = asyncio.create_task(other.run())
+        await until(lambda: warning in caplog.text)
+        incidents += _declare(client, headers, 8, 100)
+        await until(lambda: len(_completed(container, incidents)) == len(incidents))
+        assert (_driven(running), _driven(other)) == (len(incidents), 0)
+
+        running.stop()
+        await first
+        later = _declare(client, headers, 8, 200)
+        await until(lambda: _driven(other) > 0)  # it leads now, one share of two
+        assert other.tracking_name == "investigator 1 of 2"
+        other.stop()
+        await second
+        for incident in incidents + later:
+            investigation = container.store.find(Investigation, Investigation.create_id(incident))
+            assert investigation is None or investigation.run == 1
+
+    asyncio.run(scenario())

@@ -46,8 +46,10 @@ from copilot.investigation.evidence import (
 )
 from copilot.investigation.gather import NO_PROMETHEUS, Found, Gatherer, Skipped
 from copilot.investigation.llm import LLMCall, LLMEngine
+from copilot.leadership import Agreement
 from copilot.ops.metrics import Metrics
 from copilot.projections.db import ReadDatabase
+from copilot.settings import MAX_INVESTIGATOR_PARTITIONS
 
 __all__ = ["INVESTIGATOR_TRACKING_NAME", "Investigator"]
 
@@ -60,7 +62,8 @@ STEP_TIMEOUT_SECONDS = 30.0
 # this long the database is not answering, and the attempt fails (retried from its trigger).
 # Their thread cannot be interrupted; it finishes on an aggregate that nobody appends.
 LOCAL_STEPS_TIMEOUT_SECONDS = 60.0
-_PG_INVESTIGATOR_LOCK = 0x5C0_93_01
+_PG_INVESTIGATOR_LOCK = 0x5C0_93_01  # + the share: 0 to COPILOT_INVESTIGATOR_PARTITIONS - 1
+_PG_INVESTIGATOR_SPLIT = 0x5C0_94_00  # + COPILOT_INVESTIGATOR_PARTITIONS, held shared by every investigator
 _DETECTED_EVENT = event_type(Incident, "Detected")
 _DETECTED = get_topic(_DETECTED_EVENT)
 _RUN_STARTED = get_topic(event_type(Investigation, "RunStarted"))
@@ -154,6 +157,18 @@ class Investigator(LogFollower):
 
     def lock_keys(self) -> list[int]:
         return [self.lock_key + share for share in range(self.partitions)]
+
+    def agreement(self) -> Agreement:
+        """Investigators split the work only one way at a time. Under two values of
+        COPILOT_INVESTIGATOR_PARTITIONS, shares would overlap (investigations driven twice, the
+        LLM asked twice) or be left to nobody; one started with another value than the running
+        ones stands by, says so in its log, and takes over once they have stopped."""
+        def describe(key: int) -> str:
+            return (f"investigators with COPILOT_INVESTIGATOR_PARTITIONS={key - _PG_INVESTIGATOR_SPLIT} are running, "
+                    f"this one has {self.partitions}")
+
+        family = range(_PG_INVESTIGATOR_SPLIT + 1, _PG_INVESTIGATOR_SPLIT + MAX_INVESTIGATOR_PARTITIONS + 1)
+        return Agreement(_PG_INVESTIGATOR_SPLIT + self.partitions, family, describe)
 
     def lead(self, index: int) -> None:
         self.partition = index
