@@ -47,6 +47,13 @@ def _driven(investigator: Investigator) -> float:
         "copilot_investigations_total", {"outcome": "completed"}) or 0.0
 
 
+async def until(done: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(done):
+        assert time.monotonic() < deadline, "the investigators did not get there in time"
+        await asyncio.sleep(0.1)
+
+
 def test_two_shares_split_the_investigations_and_a_standby_takes_over_a_stopped_one(
     client: TestClient[Any], container: Container, settings: Settings
 ) -> None:
@@ -56,12 +63,6 @@ def test_two_shares_split_the_investigations_and_a_standby_takes_over_a_stopped_
                                   listen_conninfo=settings.postgres.conninfo, poll_interval=0.2) for _ in range(3)]
     for investigator in investigators:
         investigator.metrics = Metrics()
-
-    async def until(done: Any, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(done):
-            assert time.monotonic() < deadline, "the investigators did not get there in time"
-            await asyncio.sleep(0.2)
 
     async def scenario() -> None:
         tasks = [asyncio.create_task(investigator.run()) for investigator in investigators]
@@ -104,12 +105,6 @@ def test_an_investigator_started_with_another_split_stands_by_until_the_running_
     for investigator in (running, other):
         investigator.metrics = Metrics()
     warning = "investigators with COPILOT_INVESTIGATOR_PARTITIONS=1 are running, this one has 2"
-
-    async def until(done: Any, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(done):
-            assert time.monotonic() < deadline, "the investigators did not get there in time"
-            await asyncio.sleep(0.1)
 
     async def scenario() -> None:
         first = asyncio.create_task(running.run())
