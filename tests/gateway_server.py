@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from copilot.server import new_event_loop
 from copilot.stream import Gateway
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def running_gateway(gateway: Gateway) -> Iterator[Served]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()  # the one `copilot serve` runs on
     stop: list[asyncio.Event] = []
     listening = threading.Event()
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -15,7 +15,7 @@ import uvicorn
 from copilot.ops.memory import limit_malloc_arenas
 from copilot.settings import Settings
 
-__all__ = ["ROLES", "serve"]
+__all__ = ["ROLES", "new_event_loop", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (it comes with uvicorn[standard] on Linux and
-    macOS), else asyncio's own. uvicorn would choose the same when it makes the loop itself; here
-    several servers share one loop that `serve` makes. Per request it spends less in the loop
-    (polling, callbacks, transports) than asyncio's Python selector loop."""
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop `serve` runs its servers on: uvloop's where it is installed (it comes with
+    uvicorn[standard] on Linux and macOS), else asyncio's own. uvicorn would choose the same when
+    it makes the loop itself; here several servers share one that `serve` makes. Per request it
+    spends less in the loop (polling, callbacks, transports) than asyncio's Python selector loop."""
     try:
         import uvloop
     except ImportError:
-        return None
-    return uvloop.new_event_loop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
@@ -210,7 +210,7 @@ def serve(settings: Settings, role: str = "all") -> None:
     if role in ("all", "stream"):
         ports["ws"] = _listen(settings.bind_host, settings.ws_port, "COPILOT_WS_PORT")
     try:
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(_serve(settings, role, ports))
     finally:
         for sock in ports.values():
