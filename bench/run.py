@@ -67,6 +67,26 @@ START, END = "<!-- make bench: generated from here -->", "<!-- make bench: gener
 
 # -- plumbing -------------------------------------------------------------------------------
 
+def calibrate() -> float:
+    """Milliseconds for one fixed pure-Python loop (best of 5). This VM's speed differs between
+    days by up to 2x for the same code (session 8: the unchanged rebuild at 19k events/s against
+    32k the day before), so every run prints it at its start and end: two runs' absolute figures
+    compare only as far as their calibrations agree; ratios to the floor compare within a run."""
+    def work() -> int:
+        total = 0
+        for n in range(200_000):
+            row = {"n": n, "s": str(n)}
+            total += len(row["s"]) + n % 7
+        return total
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -601,6 +621,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: `make bench` installs it (Debian package wrk)")
     rss: dict[str, float] = {}
+    calibrated = [calibrate()]
     with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp:
         work = Path(tmp)
         ours = all_in_one(work, rss)
@@ -608,6 +629,7 @@ def main() -> int:
         scale = scale_out(work, rss)
         shared = investigators(work, rss)
         size = data_size(work, rss)
+    calibrated.append(calibrate())
     lines = report(ours, floor, scale, size, shared, rss)
     print("\n".join(lines))
     chart(ours, floor, size, ROOT / "BENCHMARKS.png")
@@ -617,7 +639,8 @@ def main() -> int:
         "PostgreSQL + NATS. The floor (bench/floor.py) decodes, does one INSERT and answers; get-incident is "
         "compared with the floor's list (one SELECT). CPU ms/req is the server processes' user+system CPU over "
         "the run divided by the requests answered (PostgreSQL's own CPU is not in it). Reads after a create load "
-        "run on analyzed tables (bench/run.py `analyze`). Chart: BENCHMARKS.png.\n\n"
+        "run on analyzed tables (bench/run.py `analyze`). Chart: BENCHMARKS.png. Machine calibration (bench/run.py "
+        f"`calibrate`, lower is faster): {calibrated[0]:.0f} ms at the start, {calibrated[1]:.0f} ms at the end.\n\n"
         + "\n".join(lines) + f"\n{END}")
     target = ROOT / "BENCHMARKS.md"
     text = target.read_text() if target.exists() else "# Benchmarks\n\n"
