@@ -13,10 +13,11 @@ __all__ = ["Agreement", "hold_advisory_lock"]
 log = logging.getLogger(__name__)
 
 # Advisory locks as pg_locks shows them: a bigint key is split into classid (high 32 bits) and
-# objid (low 32 bits), with objsubid 1.
+# objid (low 32 bits), with objsubid 1. pg_locks shows every database's; a key is this one's.
 _HELD_IN_FAMILY = (
     "SELECT DISTINCT (classid::int8 << 32) | objid::int8 AS key FROM pg_locks"
     " WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND (classid::int8 << 32) | objid::int8 BETWEEN %s AND %s"
 )
 

@@ -9,8 +9,10 @@ import time
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
+from psycopg.conninfo import make_conninfo
 
 from copilot.bootstrap import Container
 from copilot.domain.investigation import Investigation
@@ -105,6 +107,10 @@ def test_an_investigator_started_with_another_split_stands_by_until_the_running_
     for investigator in (running, other):
         investigator.metrics = Metrics()
     warning = "investigators with COPILOT_INVESTIGATOR_PARTITIONS=1 are running, this one has 2"
+    # Investigators of another database on the same server, split three ways, are no rivals.
+    elsewhere = psycopg.connect(make_conninfo(settings.postgres.conninfo, dbname="postgres"), autocommit=True)
+    elsewhere.execute("SELECT pg_advisory_lock_shared(%s)", (Investigator(
+        container.store, container.db, partitions=3, listen_conninfo=settings.postgres.conninfo).agreement().key,))
 
     async def scenario() -> None:
         first = asyncio.create_task(running.run())
@@ -127,4 +133,7 @@ def test_an_investigator_started_with_another_split_stands_by_until_the_running_
             investigation = container.store.find(Investigation, Investigation.create_id(incident))
             assert investigation is None or investigation.run == 1
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        elsewhere.close()
