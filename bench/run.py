@@ -75,7 +75,7 @@ def calibrate() -> float:
     def work() -> int:
         total = 0
         for n in range(200_000):
-            row = {"n": n, "s": str(n)}
+            row: dict[str, Any] = {"n": n, "s": str(n)}
             total += len(row["s"]) + n % 7
         return total
 
@@ -382,7 +382,7 @@ def copilot_cli(env: dict[str, str], *args: str) -> tuple[str, float]:
 
 # -- stages ---------------------------------------------------------------------------------
 
-def all_in_one(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+def all_in_one(work: Path, rss: dict[str, float], floor: Floor) -> dict[str, Result]:
     with database("bench_copilot") as db, ExitStack() as stack:
         api, ws = free_port(), free_port()
         procs = Processes(work, rss)
@@ -399,28 +399,46 @@ def all_in_one(work: Path, rss: dict[str, float]) -> dict[str, Result]:
                    "delivery low": deliver(base, [f"ws://127.0.0.1:{ws}/ws"], headers, tenant, EVENT_RATE_LOW)}
         results["create"] = load([f"{base}/incidents"], procs.pids, work, "POST", BODY, token)
         results["create sustained"] = settle(db, procs.pids, results["create"])
+        results["floor create"] = floor.create()
         analyze(db)
         results["list"] = load([f"{base}/incidents?limit=10"], procs.pids, work, token=token)
+        results["floor list"] = floor.list()
         results["get"] = load([f"{base}/incidents/{seeded[0]}"], procs.pids, work, token=token)
+        results["floor get"] = floor.list()
         return results
 
 
-def floors(work: Path, rss: dict[str, float]) -> dict[str, Result]:
-    with database("bench_floor") as db, ExitStack() as stack:
+class Floor:
+    """The floor app (bench/floor.py), up for the whole run and idle between its loads. Each
+    copilot row is compared with a floor load run right after it, not with one from another stage:
+    this VM's speed drifts within a run (session 8: the calibration went from 47 to 88 ms between
+    a run's start and end), and a ratio of two loads minutes apart would measure the drift."""
+
+    def __init__(self, work: Path, rss: dict[str, float], stack: ExitStack) -> None:
+        db = stack.enter_context(database("bench_floor"))
         port = free_port()
         procs = Processes(work, rss)
         stack.callback(procs.stop)
         env = {**os.environ, "FLOOR_DATABASE_URL": f"{PG_URL}/{db}", "PYTHONPATH": str(ROOT)}
-        procs.start("floor", [str(PY), "-m", "uvicorn", "bench.floor:app", "--port", str(port), "--log-level",
-                              "warning"], env, f"http://127.0.0.1:{port}/incidents")
-        url = f"http://127.0.0.1:{port}/incidents"
-        results = {"create": load([url], procs.pids, work, "POST", BODY), "list": load([url], procs.pids, work)}
-    results["delivery"] = deliver_floor(work, rss)
-    results["delivery low"] = deliver_floor(work, rss, EVENT_RATE_LOW)
-    return results
+        self.url = f"http://127.0.0.1:{port}/incidents"
+        self.pid = procs.start("floor", [str(PY), "-m", "uvicorn", "bench.floor:app", "--port", str(port),
+                                         "--log-level", "warning"], env, self.url).pid
+        self.work = work
+        for _ in range(20):  # a full page to list from the first list on
+            httpx.post(self.url, content=BODY, headers={"Content-Type": "application/json"}, timeout=30)
+
+    def create(self) -> Result:
+        return load([self.url], [self.pid], self.work, "POST", BODY)
+
+    def list(self) -> Result:
+        return load([self.url], [self.pid], self.work)
 
 
-def scale_out(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+def delivery_floors(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+    return {"delivery": deliver_floor(work, rss), "delivery low": deliver_floor(work, rss, EVENT_RATE_LOW)}
+
+
+def scale_out(work: Path, rss: dict[str, float], floor: Floor) -> dict[str, Result]:
     """The roles apart: projector, relay, investigator, then one or two API processes and gateways."""
     results: dict[str, Result] = {}
     with database("bench_scale") as db, ExitStack() as stack:
@@ -448,11 +466,13 @@ def scale_out(work: Path, rss: dict[str, float]) -> dict[str, Result]:
         results["create, 1 API process"] = load([f"{apis[0]}/incidents"], procs.pids, work, "POST", BODY, token)
         per_process = results["create, 1 API process, sustained"] = settle(db, procs.pids,
                                                                             results["create, 1 API process"])
+        results["floor create, 1 API process"] = floor.create()
         results["create CPU by process"] = {label: per_process[f"cpu_ms pid {proc.pid}"]
                                             for label, proc in procs.running}
         results["create, 2 API processes"] = load([f"{a}/incidents" for a in apis], procs.pids, work, "POST", BODY,
                                                   token)
         results["create, 2 API processes, sustained"] = settle(db, procs.pids, results["create, 2 API processes"])
+        results["floor create, 2 API processes"] = floor.create()
         analyze(db)
         results["list, 1 API process"] = load([f"{apis[0]}/incidents?limit=10"], procs.pids, work, token=token)
         results["list, 2 API processes"] = load([f"{a}/incidents?limit=10" for a in apis], procs.pids, work,
@@ -460,7 +480,7 @@ def scale_out(work: Path, rss: dict[str, float]) -> dict[str, Result]:
     return results
 
 
-def investigators(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+def investigators(work: Path, rss: dict[str, float], floor: Floor) -> dict[str, Result]:
     """The roles apart with two investigators sharing the incidents (COPILOT_INVESTIGATOR_PARTITIONS=2)."""
     with database("bench_investigators") as db, ExitStack() as stack:
         procs = Processes(work, rss)
@@ -473,10 +493,10 @@ def investigators(work: Path, rss: dict[str, float]) -> dict[str, Result]:
                         f"http://127.0.0.1:{port}/healthz")
         base = f"http://127.0.0.1:{port}/api/v1"  # the API, started last
         created = load([f"{base}/incidents"], procs.pids, work, "POST", BODY, register(base)["access_token"])
-        return {"create": created, "create, sustained": settle(db, procs.pids, created)}
+        return {"create": created, "create, sustained": settle(db, procs.pids, created), "floor create": floor.create()}
 
 
-def data_size(work: Path, rss: dict[str, float]) -> dict[str, Result]:
+def data_size(work: Path, rss: dict[str, float], floor: Floor) -> dict[str, Result]:
     """list/get at 10k and LARGE incidents (the API role alone, on rebuilt read models); rebuild over
     the log; replay of a long incident."""
     results: dict[str, Result] = {}
@@ -515,7 +535,9 @@ def data_size(work: Path, rss: dict[str, float]) -> dict[str, Result]:
                                     (size // 2,)).fetchone()
             assert some is not None
             results[f"list at {size:,}"] = load([f"{base}/incidents?limit=10"], procs.pids, work, token=token)
+            results[f"floor list at {size:,}"] = floor.list()
             results[f"get at {size:,}"] = load([f"{base}/incidents/{some[0]}"], procs.pids, work, token=token)
+            results[f"floor get at {size:,}"] = floor.list()
             procs.stop()
         subprocess.run([str(PY), str(ROOT / "bench/seed.py"), "history", url, long_lived, str(REPLAY_EVENTS)],
                        env=env, check=True, capture_output=True, timeout=3600)
@@ -535,11 +557,11 @@ def report(ours: dict[str, Result], floor: dict[str, Result], scale: dict[str, R
     lines = ["| operation | copilot req/s | floor req/s | ratio | copilot p50 / p99 ms | floor p50 / p99 ms | "
              "copilot CPU ms/req | floor CPU ms/req | non-2xx |",
              "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
-    rows = [("create-incident", ours["create"], floor["create"]), ("list-incidents (limit 10)", ours["list"],
-            floor["list"]), ("get-incident", ours["get"], floor["list"])]
+    rows = [("create-incident", ours["create"], ours["floor create"]), ("list-incidents (limit 10)", ours["list"],
+            ours["floor list"]), ("get-incident", ours["get"], ours["floor get"])]
     for size in (SMALL, LARGE):
-        rows += [(f"list-incidents at {size:,} incidents", sized[f"list at {size:,}"], floor["list"]),
-                 (f"get-incident at {size:,} incidents", sized[f"get at {size:,}"], floor["list"])]
+        rows += [(f"{what}-incident{'s' if what == 'list' else ''} at {size:,} incidents", sized[f"{what} at {size:,}"],
+                  sized[f"floor {what} at {size:,}"]) for what in ("list", "get")]
     for name, o, f in rows:
         lines.append(f"| {name} | {_fmt(o['rps'])} | {_fmt(f['rps'])} | {o['rps'] / f['rps']:.2f}x | "
                      f"{_fmt(o['p50'], 1)} / {_fmt(o['p99'], 1)} | {_fmt(f['p50'], 1)} / {_fmt(f['p99'], 1)} | "
@@ -554,14 +576,17 @@ def report(ours: dict[str, Result], floor: dict[str, Result], scale: dict[str, R
         lines.append(f"| {name} | {WS_CLIENTS} | {_fmt(d['rate'])} | {_fmt(d['messages'])} / {_fmt(d['expected'])} | "
                      f"{_fmt(d['p50'], 1)} | {_fmt(d['p99'], 1)} | {d['busy']:.0%} |")
     lines += ["", "| create for the load's duration, then until every incident is investigated | creates/s "
-              "accepted | catch-up s | incidents created and investigated /s | ratio to floor creates | "
-              "CPU ms per incident (all processes) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, accepted, sustained in [("all roles in one process", ours["create"], ours["create sustained"])] + [
-            (f"roles apart, {n}", scale[f"create, {n}"], scale[f"create, {n}, sustained"])
+              "accepted | catch-up s | incidents created and investigated /s | floor creates/s (run after it) | "
+              "ratio | CPU ms per incident (all processes) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, accepted, sustained, floor_create in [
+            ("all roles in one process", ours["create"], ours["create sustained"], ours["floor create"])] + [
+            (f"roles apart, {n}", scale[f"create, {n}"], scale[f"create, {n}, sustained"], scale[f"floor create, {n}"])
             for n in ("1 API process", "2 API processes")] + [
-            ("roles apart, 1 API process, 2 investigators sharing", shared["create"], shared["create, sustained"])]:
+            ("roles apart, 1 API process, 2 investigators sharing", shared["create"], shared["create, sustained"],
+             shared["floor create"])]:
         lines.append(f"| {name} | {_fmt(accepted['rps'])} | {sustained['catch_up_s']:.1f} | {_fmt(sustained['rps'])} | "
-                     f"{sustained['rps'] / floor['create']['rps']:.2f}x | {_fmt(sustained['cpu_ms'], 2)} |")
+                     f"{_fmt(floor_create['rps'])} | {sustained['rps'] / floor_create['rps']:.2f}x | "
+                     f"{_fmt(sustained['cpu_ms'], 2)} |")
     lines += ["", "| scale-out (roles in separate processes) | req/s | p50 / p99 ms | CPU ms/req (all processes) |",
               "| --- | ---: | --- | ---: |"]
     for name, r in scale.items():
@@ -594,8 +619,8 @@ def chart(ours: dict[str, Result], floor: dict[str, Result], size: dict[str, Res
     names = ["create", "list", "get", f"list\n@{LARGE:,}", f"get\n@{LARGE:,}"]
     copilot = [ours["create"]["rps"], ours["list"]["rps"], ours["get"]["rps"], size[f"list at {LARGE:,}"]["rps"],
                size[f"get at {LARGE:,}"]["rps"]]
-    floors_ = [floor["create"]["rps"], floor["list"]["rps"], floor["list"]["rps"], floor["list"]["rps"],
-               floor["list"]["rps"]]
+    floors_ = [ours["floor create"]["rps"], ours["floor list"]["rps"], ours["floor get"]["rps"],
+               size[f"floor list at {LARGE:,}"]["rps"], size[f"floor get at {LARGE:,}"]["rps"]]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     xs = range(len(names))
     left.bar([x - 0.2 for x in xs], copilot, width=0.4, label="copilot")
@@ -622,13 +647,14 @@ def main() -> int:
         raise SystemExit("wrk is missing: `make bench` installs it (Debian package wrk)")
     rss: dict[str, float] = {}
     calibrated = [calibrate()]
-    with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        ours = all_in_one(work, rss)
-        floor = floors(work, rss)
-        scale = scale_out(work, rss)
-        shared = investigators(work, rss)
-        size = data_size(work, rss)
+        floor_app = Floor(work, rss, stack)
+        ours = all_in_one(work, rss, floor_app)
+        floor = delivery_floors(work, rss)
+        scale = scale_out(work, rss, floor_app)
+        shared = investigators(work, rss, floor_app)
+        size = data_size(work, rss, floor_app)
     calibrated.append(calibrate())
     lines = report(ours, floor, scale, size, shared, rss)
     print("\n".join(lines))
@@ -637,7 +663,8 @@ def main() -> int:
     generated = (
         f"{START}\nLast `make bench`: {stamp}, {os.cpu_count()} cores, wrk -c{CONNECTIONS} -d{DURATION}, "
         "PostgreSQL + NATS. The floor (bench/floor.py) decodes, does one INSERT and answers; get-incident is "
-        "compared with the floor's list (one SELECT). CPU ms/req is the server processes' user+system CPU over "
+        "compared with the floor's list (one SELECT). Each row's floor figures come from a floor load run right "
+        "after the copilot's (bench/run.py `Floor`). CPU ms/req is the server processes' user+system CPU over "
         "the run divided by the requests answered (PostgreSQL's own CPU is not in it). Reads after a create load "
         "run on analyzed tables (bench/run.py `analyze`). Chart: BENCHMARKS.png. Machine calibration (bench/run.py "
         f"`calibrate`, lower is faster): {calibrated[0]:.0f} ms at the start, {calibrated[1]:.0f} ms at the end.\n\n"
