@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from uuid import UUID
 
@@ -36,6 +37,7 @@ class AccountsView:
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
         self._live_until: dict[UUID, float] = {}  # session id -> monotonic time it is trusted until
+        self._asking: dict[UUID, asyncio.Future[bool]] = {}  # session id -> the query under way
 
     def user(self, user_id: UUID) -> Row | None:
         return self.db.fetch_one(
@@ -49,24 +51,39 @@ class AccountsView:
         )
 
     async def session_is_active(self, session_id: UUID) -> bool:
-        now = time.monotonic()
-        if self._live_until.get(session_id, 0.0) > now:
+        if self._live_until.get(session_id, 0.0) > time.monotonic():
             return True
+        # One question per session at a time. Without it, every request that found the window
+        # lapsed asked too, until the first answer came back: up to one query per connection
+        # each second, for one caller holding many connections.
+        asking = self._asking.get(session_id)
+        if asking is None or asking.get_loop() is not asyncio.get_running_loop():
+            asking = self._asking[session_id] = asyncio.ensure_future(self._ask(session_id))
+            asking.add_done_callback(lambda done: self._asked(session_id, done))
+        return await asyncio.shield(asking)  # a caller that goes away does not cancel the others' answer
+
+    async def _ask(self, session_id: UUID) -> bool:
         row = await self.db.afetch_one(
             "SELECT revoked_at FROM sessions WHERE id = :id", {"id": session_id}
         )
         live = row is not None and row["revoked_at"] is None
-        if live:
+        if not live:
+            self._live_until.pop(session_id, None)
+        elif self._asking.get(session_id) is asyncio.current_task():  # not forgotten meanwhile
             if len(self._live_until) >= self.MAX_REMEMBERED:
                 self._live_until.clear()  # bounded; those still in use come back on their next request
-            self._live_until[session_id] = now + self.LIVE_FOR
-        else:
-            self._live_until.pop(session_id, None)
+            self._live_until[session_id] = time.monotonic() + self.LIVE_FOR
         return live
 
+    def _asked(self, session_id: UUID, done: asyncio.Future[bool]) -> None:
+        if self._asking.get(session_id) is done:
+            del self._asking[session_id]
+
     def forget_session(self, session_id: UUID) -> None:
-        """The session has ended: ask the database on its next request."""
+        """The session has ended: ask the database on its next request (a question under way may
+        have been asked before the end: its answer is neither shared any more nor remembered)."""
         self._live_until.pop(session_id, None)
+        self._asking.pop(session_id, None)
 
 
 class ProjectsView:
