@@ -425,7 +425,8 @@ class Floor:
                                          "--log-level", "warning"], env, self.url).pid
         self.work = work
         for _ in range(20):  # a full page to list from the first list on
-            httpx.post(self.url, content=BODY, headers={"Content-Type": "application/json"}, timeout=30)
+            httpx.post(self.url, content=BODY, headers={"Content-Type": "application/json"},
+                       timeout=30).raise_for_status()
 
     def create(self) -> Result:
         return load([self.url], [self.pid], self.work, "POST", BODY)

@@ -39,7 +39,7 @@ async def hold_advisory_lock(conninfo: str, keys: Sequence[int], stopping: Calla
     """Wait until this process holds one of the locks `keys`, tried in order; return the connection
     that holds it (close it to let go) and the index of the key it holds (-1 if it stopped first).
 
-    A standby waits here and takes over within `retry` seconds of a holder's death, when
+    A standby waits here and takes over within about `retry` seconds of a holder's death, when
     PostgreSQL drops the dead connection and with it the lock. With an `agreement`, it waits too
     while workers of another setting hold theirs, and leads once they have all stopped.
     """
@@ -48,21 +48,26 @@ async def hold_advisory_lock(conninfo: str, keys: Sequence[int], stopping: Calla
     conn: Any = await asyncio.to_thread(lambda: psycopg.connect(conninfo, autocommit=True))
     agreed = agreement is None
     told: frozenset[int] = frozenset()
-    while not stopping():
-        if not agreed:
-            assert agreement is not None
-            rivals = await asyncio.to_thread(_join, conn, agreement)
-            agreed = not rivals
-            if rivals and rivals != told:
-                log.error("%s; this one stands by until they stop", ", ".join(map(agreement.describe, sorted(rivals))))
-            told = rivals
-        if agreed:
-            for index, key in enumerate(keys):
-                row = await asyncio.to_thread(_try_lock, conn, key)
-                if row and row[0]:
-                    return conn, index
-        # Jittered: two workers of different settings starting together must not keep meeting.
-        await asyncio.sleep(retry * random.uniform(0.75, 1.25))
+    try:
+        while not stopping():
+            if not agreed:
+                assert agreement is not None
+                rivals = await asyncio.to_thread(_join, conn, agreement)
+                agreed = not rivals
+                if rivals and rivals != told:
+                    log.error("%s; this one stands by until they stop",
+                              ", ".join(map(agreement.describe, sorted(rivals))))
+                told = rivals
+            if agreed:
+                for index, key in enumerate(keys):
+                    row = await asyncio.to_thread(_try_lock, conn, key)
+                    if row and row[0]:
+                        return conn, index
+            # Jittered: two workers of different settings starting together must not keep meeting.
+            await asyncio.sleep(retry * random.uniform(0.75, 1.25))
+    except BaseException:  # cancelled or the connection failed: let go of whatever it holds
+        await asyncio.to_thread(conn.close)
+        raise
     return conn, -1
 
 

@@ -177,6 +177,10 @@ async def _serve(settings: Settings, role: str, ports: dict[str, socket.socket])
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5)
     finally:
+        # uvloop leaves a closed loop's handlers bound (asyncio's loop restores the defaults):
+        # a second Ctrl-C while the process waits for its threads at exit must still stop it.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         if bus is not None:
             await bus.close()
         if container is not None:

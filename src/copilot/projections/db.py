@@ -430,11 +430,18 @@ class PostgresReadDatabase:
         return await opening
 
     async def afetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        rows: list[Row] = await self._afetch_all(sql, params, None)
+        return rows
+
+    async def _afetch_all(self, sql: str, params: Params | None, row_factory: Any) -> Any:
         pool = await self._async_pool()
         async with pool.connection() as conn:
-            cursor = await conn.execute(to_psycopg(sql), params or {})
-            rows: list[Row] = await cursor.fetchall()
-            return rows
+            if row_factory is None:  # the pool's dict rows, on the connection's own cursor
+                cursor = await conn.execute(to_psycopg(sql), params or {})
+                return await cursor.fetchall()
+            async with conn.cursor(row_factory=row_factory) as cursor:
+                await cursor.execute(to_psycopg(sql), params or {})
+                return await cursor.fetchall()
 
     async def afetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         pool = await self._async_pool()
@@ -446,12 +453,8 @@ class PostgresReadDatabase:
     async def afetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         from psycopg.rows import tuple_row
 
-        pool = await self._async_pool()
-        async with pool.connection() as conn:
-            cursor = conn.cursor(row_factory=tuple_row)
-            await cursor.execute(to_psycopg(sql), params or {})
-            rows: list[tuple[Any, ...]] = await cursor.fetchall()
-            return rows
+        rows: list[tuple[Any, ...]] = await self._afetch_all(sql, params, tuple_row)
+        return rows
 
     async def aclose(self) -> None:
         opening = self._async_pools.pop(asyncio.get_running_loop(), None)

@@ -63,6 +63,7 @@ class AccountsView:
         return await asyncio.shield(asking)  # a caller that goes away does not cancel the others' answer
 
     async def _ask(self, session_id: UUID) -> bool:
+        asked_at = time.monotonic()  # trusted from when it was asked, not from when it was answered
         row = await self.db.afetch_one(
             "SELECT revoked_at FROM sessions WHERE id = :id", {"id": session_id}
         )
@@ -72,12 +73,14 @@ class AccountsView:
         elif self._asking.get(session_id) is asyncio.current_task():  # not forgotten meanwhile
             if len(self._live_until) >= self.MAX_REMEMBERED:
                 self._live_until.clear()  # bounded; those still in use come back on their next request
-            self._live_until[session_id] = time.monotonic() + self.LIVE_FOR
+            self._live_until[session_id] = asked_at + self.LIVE_FOR
         return live
 
     def _asked(self, session_id: UUID, done: asyncio.Future[bool]) -> None:
         if self._asking.get(session_id) is done:
             del self._asking[session_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: its callers (if any are left) got it
 
     def forget_session(self, session_id: UUID) -> None:
         """The session has ended: ask the database on its next request (a question under way may
