@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from copilot.commands.store import EventStore
@@ -21,6 +22,9 @@ from copilot.projections.runner import read_positions
 __all__ = ["LogFollower"]
 
 log = logging.getLogger(__name__)
+
+# How often a leader makes sure the connection holding its lock is still there.
+HOLD_CHECK_SECONDS = 2.0
 
 
 class LogFollower:
@@ -79,6 +83,17 @@ class LogFollower:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                await self._lead()
+            except Exception as error:  # PostgreSQL unreachable while it waits for a lock: wait and try again
+                log.warning("%s could not take its lock (%s); trying again", self.tracking_name, error)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        """Lead until stopped, or until the connection that holds the lock is lost: PostgreSQL
+        then drops the lock and a standby may take over, so this one stops and waits for a lock
+        again instead of leading beside it. It notices within HOLD_CHECK_SECONDS (plus a step)."""
         leader: Any = None
         index = 0
         if self.db.dialect == "postgres" and self.listen_conninfo:
@@ -93,7 +108,14 @@ class LogFollower:
         try:
             self.position = await asyncio.to_thread(lambda: self.start_position(read_positions(self.db)))
             await self.on_start()
+            checked = time.monotonic()
             while not self._stopping:
+                if leader is not None and time.monotonic() - checked >= HOLD_CHECK_SECONDS:
+                    if not await asyncio.to_thread(_connected, leader):
+                        log.error("%s lost the connection that holds its lock; waiting for a lock again",
+                                  self.tracking_name)
+                        return
+                    checked = time.monotonic()
                 try:
                     progressed = await self.step()
                 except Exception:
@@ -109,3 +131,12 @@ class LogFollower:
                 listener.stop()
             if leader is not None:
                 await asyncio.to_thread(leader.close)
+
+
+def _connected(conn: Any) -> bool:
+    """The connection still answers: its session, and with it its advisory locks, lives."""
+    try:
+        conn.execute("SELECT 1")
+    except Exception:
+        return False
+    return True

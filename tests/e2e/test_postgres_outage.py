@@ -65,6 +65,13 @@ def test_a_postgres_outage_is_503_then_recovers_with_nothing_lost(tmp_path: Path
             assert all(code in (200, 503) for code in statuses), sorted(set(statuses))
             assert len(acknowledged) > before, "the server did not recover by itself"
             assert httpx.get(f"{server.root_url}/readyz", timeout=10).status_code == 200
+            # The investigator (whose lock went with its connection) leads again: a new incident's
+            # investigation completes.
+            workflow = f"{server.api_url}/incidents/{acknowledged[-1]}/workflow"
+            deadline = time.monotonic() + 60
+            while httpx.get(workflow, headers=owner.bearer, timeout=10).json().get("status") != "completed":
+                assert time.monotonic() < deadline, "investigations did not resume after the outage"
+                time.sleep(0.5)
         finally:
             assert_stops_cleanly(server)
         with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=root dbname=copilot") as conn:

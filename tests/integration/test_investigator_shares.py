@@ -139,3 +139,39 @@ def test_an_investigator_started_with_another_split_stands_by_until_the_running_
         asyncio.run(scenario())
     finally:
         elsewhere.close()
+
+
+def test_an_investigator_whose_lock_connection_is_lost_stops_leading_until_it_holds_the_lock_again(
+    client: TestClient[Any], container: Container, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = register(client, "ann@example.com").headers
+    investigator = Investigator(container.store, container.db, read_models=container.waiter,
+                                listen_conninfo=settings.postgres.conninfo, poll_interval=0.2)
+    investigator.metrics = Metrics()
+    key = investigator.lock_keys()[0]
+    holders = ("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+               " AND mode = 'ExclusiveLock' AND (classid::int8 << 32) | objid::int8 = %s"
+               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    other = psycopg.connect(settings.postgres.conninfo, autocommit=True)  # another leader, as PostgreSQL sees it
+
+    async def scenario() -> None:
+        task = asyncio.create_task(investigator.run())
+        first = _declare(client, headers, 2, 0)
+        await until(lambda: len(_completed(container, first)) == len(first))
+        [(pid,)] = other.execute(holders, (key,)).fetchall()
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))  # its lock goes with its connection
+        await until(lambda: bool(other.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]))
+        # Within a check (HOLD_CHECK_SECONDS) it notices, and from then on does not lead beside the holder.
+        await until(lambda: "investigator lost the connection that holds its lock" in caplog.text)
+        second = _declare(client, headers, 3, 100)
+        await asyncio.sleep(3)
+        assert _completed(container, second) == [] and _driven(investigator) == len(first)
+        other.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        await until(lambda: len(_completed(container, second)) == len(second))  # it holds the lock again
+        investigator.stop()
+        await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        other.close()
