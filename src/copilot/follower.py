@@ -99,7 +99,10 @@ class LogFollower:
         if self.db.dialect == "postgres" and self.listen_conninfo:
             leader, index = await hold_advisory_lock(self.listen_conninfo, self.lock_keys(), lambda: self._stopping,
                                                      agreement=self.agreement())
-        self.lead(max(index, 0))
+            if index < 0:  # stopped before it held a lock: nothing to lead
+                await asyncio.to_thread(leader.close)
+                return
+        self.lead(index)
         listener = None
         if self.listen_conninfo:
             channel = getattr(self.store.recorder, "channel_name", "copilot_events")

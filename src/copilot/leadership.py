@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Agreement", "hold_advisory_lock"]
@@ -22,16 +23,16 @@ _HELD_IN_FAMILY = (
 )
 
 
+@dataclass(frozen=True)
 class Agreement:
     """Workers that must run under one setting at a time (say, how many shares the work is split
     into): each holds the setting's key of `family` in shared mode while it leads or waits to, and
     one that finds another key of the family held stands by instead of leading (`describe` tells
     the log what such a key means)."""
 
-    def __init__(self, key: int, family: range, describe: Callable[[int], str]) -> None:
-        self.key = key
-        self.family = family
-        self.describe = describe
+    key: int
+    family: range
+    describe: Callable[[int], str]
 
 
 async def hold_advisory_lock(conninfo: str, keys: Sequence[int], stopping: Callable[[], bool],
