@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import pytest
@@ -14,7 +18,8 @@ from copilot.commands.store import ConcurrentWriteError, EventStore, build_event
 from copilot.domain.incident import Incident
 from copilot.domain.tenant import Tenant
 from copilot.migrations import migrate
-from copilot.settings import Settings
+from copilot.settings import Settings, load_settings
+from tests.conftest import PG_HOST, PG_PORT, settings_env
 
 
 @pytest.fixture(params=["postgres"])
@@ -94,3 +99,81 @@ def test_a_lost_race_fails_only_its_own_command(store: EventStore) -> None:
     assert sorted(outcomes.values()).count("won") == 1  # optimistic concurrency per aggregate holds
     assert len(store.positions_of(incident.id)) == 2
     assert len(others) == 8 and all(store.find(Tenant, other) is not None for other in others)
+
+
+class CommitCutter:
+    """A TCP proxy on loopback in front of PostgreSQL. Once armed, it passes the next COMMIT on,
+    lets the server commit, and cuts that connection before the server's answer gets back: the
+    client cannot know whether its transaction committed."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._armed = threading.Event()
+        self.cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self) -> None:
+        self._armed.set()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((PG_HOST, PG_PORT))
+            holding = threading.Event()  # set: the server's answers are not passed on any more
+            threading.Thread(target=self._to_server, args=(client, server, holding), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, holding), daemon=True).start()
+
+    def _to_server(self, client: socket.socket, server: socket.socket, holding: threading.Event) -> None:
+        with client, server:
+            while data := _recv(client):
+                commit = self._armed.is_set() and b"COMMIT\x00" in data
+                if commit:
+                    self._armed.clear()
+                    holding.set()
+                server.sendall(data)
+                if commit:
+                    time.sleep(0.3)  # the server commits and answers; the answer is dropped
+                    self.cut.set()
+                    return
+
+    @staticmethod
+    def _to_client(server: socket.socket, client: socket.socket, holding: threading.Event) -> None:
+        while (data := _recv(server)) and not holding.is_set():
+            try:
+                client.sendall(data)
+            except OSError:
+                return
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def test_a_commit_whose_answer_was_lost_is_answered_once_not_refused(settings: Settings, tmp_path: Path) -> None:
+    migrate(settings)
+    cutter = CommitCutter()
+    name = urlsplit(settings.database_url).path
+    proxied = load_settings(settings_env("postgres", tmp_path / "proxied",
+                                         f"postgresql://root@127.0.0.1:{cutter.port}{name}"))
+    store = build_event_store(proxied)
+    try:
+        tenant = Tenant(name="acme", slug="acme", registered_by=uuid4())
+        cutter.arm()
+        position = store.append(tenant)  # the retry finds the rows its lost commit wrote
+        assert cutter.cut.is_set()  # the connection really was cut after the server had the COMMIT
+        assert store.positions_of(tenant.id) == {1: position}  # in the log once, where the caller was told
+        again = Tenant(name="after", slug="after", registered_by=uuid4())
+        assert store.append(again) > position  # and appends go on
+    finally:
+        store.close()
+        cutter.close()
