@@ -6,9 +6,7 @@ step as failed and goes on.
 
 from __future__ import annotations
 
-import functools
 import heapq
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +17,7 @@ import msgspec
 
 from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
+from copilot.investigation.recent import Candidate, RecentIncidents, tokens
 from copilot.projections.db import ReadDatabase
 
 __all__ = ["METRIC_TEMPLATES", "NO_PROMETHEUS", "Found", "Gatherer", "Skipped", "query_signals", "similarity",
@@ -41,7 +40,6 @@ BASELINE = (timedelta(minutes=75), timedelta(minutes=45))
 AROUND = (timedelta(minutes=30), timedelta(minutes=10))
 CHANGE_LOOKBACK = timedelta(hours=2)
 RISE_PCT = 25.0  # a signal that rose at least this much gets its onset and rise time measured
-_WORDS = re.compile(r"[a-z0-9]+")
 NO_PROMETHEUS = "the project has no Prometheus integration"
 
 
@@ -53,11 +51,6 @@ class Skipped(Exception):
 class Found:
     summary: str
     facts: Any
-
-
-@functools.lru_cache(maxsize=8192)  # past incidents' texts come back in every lookup
-def tokens(text: str) -> frozenset[str]:
-    return frozenset(w for w in _WORDS.findall(text.lower()) if len(w) > 2)
 
 
 def text_similarity(words: frozenset[str], theirs: frozenset[str]) -> float:
@@ -73,26 +66,37 @@ def similarity(same_service: bool, text: float, linked: bool) -> float:
 
 
 # The project's 500 most recent incidents before this one are the candidates for "similar".
-# Recurring incidents repeat their service and text, so the candidates are grouped by what the
-# score depends on (service, title, description, and whether they share an alert name with this
-# incident): each group comes back as its five most recent members — any of the five most alike
-# incidents is among those — each with how many of the group are from the last month.
+CANDIDATES = 500
+# Read from the database when the investigator's memory of the project (`RecentIncidents`) does
+# not reach back far enough. Recurring incidents repeat their service and text, so the candidates
+# are grouped by what the score depends on (service, title, description, and whether they share
+# an alert name with this incident): each group comes back as its five most recent members — any
+# of the five most alike incidents is among those — each with how many of the group are from the
+# last month.
 _ALIKE_GROUPS = (
     "SELECT CAST(id AS TEXT), service_name, title, description, detected_at, linked, recent FROM ("
     " SELECT r.*, ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY detected_at DESC, id) AS k,"
     " SUM(CASE WHEN detected_at >= :month_ago THEN 1 ELSE 0 END) OVER (PARTITION BY {group}) AS recent"
     " FROM (SELECT c.id, c.service_name, c.title, c.description, c.detected_at, {linked} AS linked"
     " FROM incidents c WHERE c.project_id = :project_id AND c.id <> :id AND c.detected_at < :t0"
-    " ORDER BY c.detected_at DESC LIMIT 500) r) w WHERE k <= 5"
+    f" ORDER BY c.detected_at DESC LIMIT {CANDIDATES}) r) w WHERE k <= 5"
 ).replace("{group}", "service_name, title, description, linked")
+# Which of the candidates share an alert name with this incident, by the candidates' time span.
+_SHARING = ("SELECT DISTINCT CAST(a.incident_id AS TEXT) FROM alerts a JOIN incidents c ON c.id = a.incident_id"
+            " WHERE a.project_id = :project_id AND a.name IN ({names}) AND c.project_id = :project_id"
+            " AND c.detected_at >= :oldest AND c.detected_at < :t0")
 _SHARES_AN_ALERT = ("CASE WHEN EXISTS (SELECT 1 FROM alerts a WHERE a.project_id = :project_id"
                     " AND a.incident_id = c.id AND a.name IN ({names})) THEN 1 ELSE 0 END")
+
+
+Alike = tuple[float, datetime, str, str, str]  # (score, detected_at, id as text, service, title)
 
 
 class Gatherer:
     def __init__(self, db: ReadDatabase, now: Any) -> None:
         self.db = db
         self.now = now  # a callable returning the current time
+        self.recent = RecentIncidents(db)
 
     # -- alerts -----------------------------------------------------------------------------
 
@@ -151,10 +155,9 @@ class Gatherer:
     def similar(self, incident: IncidentFact, project_id: UUID) -> Found:
         """The past incidents most like this one among the project's 500 most recent.
 
-        Scored per group of candidates alike in everything the score reads (`_ALIKE_GROUPS`):
-        a lookup reads a few rows per distinct service and text instead of 500 (ids as text, the
-        five shown turned back into UUIDs), and only the five shown have their confirmed cause
-        read.
+        The candidates come from the investigator's memory of the project (`RecentIncidents`);
+        when it does not reach back far enough, from the database (`_ALIKE_GROUPS`). Only the
+        five shown have their confirmed cause read.
         """
         month_ago = incident.detected_at - timedelta(days=30)
         params: dict[str, Any] = {"project_id": project_id, "id": incident.id, "t0": incident.detected_at,
@@ -162,24 +165,20 @@ class Gatherer:
         mine = sorted({name for (name,) in self.db.fetch_tuples(
             "SELECT name FROM alerts WHERE project_id = :project_id AND incident_id = :id", params)})
         params.update({f"alert{n}": name for n, name in enumerate(mine)})
-        linked = _SHARES_AN_ALERT.format(names=", ".join(f":alert{n}" for n in range(len(mine)))) if mine else "0"
+        names = ", ".join(f":alert{n}" for n in range(len(mine)))
         words = tokens(f"{incident.title} {incident.description}")
-        scores: dict[tuple[str, str, str, int], float] = {}  # a group's score
-        alike: list[tuple[float, datetime, str, str, str]] = []  # (score, detected_at, id, service, title)
-        recent = 0
-        for key, service, title, description, detected_at, shares, last_month in self.db.fetch_tuples(
-                _ALIKE_GROUPS.replace("{linked}", linked), params):
-            group = (service, title, description, shares)
-            score = scores.get(group)
-            if score is None:
-                text = text_similarity(words, tokens(f"{title} {description}"))
-                score = scores[group] = similarity(incident.service == service, text, bool(shares))
-                if score >= 0.5:
-                    recent += int(last_month)
-            if score >= 0.3:
-                alike.append((score, detected_at, key, service, title))
-        alike.sort(key=lambda found: found[2])  # among equals, the lower id first, as the log orders them
-        top = heapq.nlargest(5, alike, key=lambda found: found[:2])  # the most alike, the most recent among equals
+        candidates = self.recent.before(project_id, incident.detected_at, incident.id, CANDIDATES)
+        if candidates is None:
+            alike, recent = self._alike_in_groups(incident, words, params, names)
+        else:
+            sharing: set[str] = set()
+            if mine and candidates:
+                sharing = {key for (key,) in self.db.fetch_tuples(
+                    _SHARING.format(names=names), {**params, "oldest": candidates[-1].detected_at})}
+            alike, recent = self._alike(incident, words, candidates, sharing, month_ago)
+        # The most alike, the most recent among equals, then the lower id (`alike` is in that order,
+        # and nlargest keeps the order of equals).
+        top = heapq.nlargest(5, alike, key=lambda found: found[:2])
         causes: dict[str, tuple[str | None, str | None]] = {}
         if top:
             shown = {f"shown{n}": UUID(found[2]) for n, found in enumerate(top)}
@@ -196,6 +195,52 @@ class Gatherer:
                                       confirmed_claim=claim))
         novelty = "frequent" if recent >= 3 else "rare" if alike else "new"
         return Found(f"{len(ranked)} similar past incident(s); this one is {novelty}", (ranked, novelty))
+
+    @staticmethod
+    def _alike(incident: IncidentFact, words: frozenset[str], candidates: list[Candidate], sharing: set[str],
+               month_ago: datetime) -> tuple[list[Alike], int]:
+        """The candidates scoring 0.3 or more (the five most recent of a group alike in all the score
+        reads: no more can be shown), and how many scoring 0.5 or more are from the last month."""
+        groups: dict[tuple[tuple[str, str, str], bool], list[Any]] = {}  # group -> [its score, members taken]
+        alike: list[Alike] = []
+        recent = 0
+        for c in candidates:  # the most recent first, the lower id first among equals
+            shares = bool(sharing) and c.key in sharing
+            group = groups.get((c.alike_in, shares))
+            if group is None:
+                service = c.alike_in[0]
+                score = similarity(incident.service == service, text_similarity(words, c.words), shares)
+                group = groups[(c.alike_in, shares)] = [score, 0]
+            score = group[0]
+            if score >= 0.3:
+                if score >= 0.5 and c.detected_at >= month_ago:
+                    recent += 1
+                if group[1] < 5:
+                    group[1] += 1
+                    alike.append((score, c.detected_at, c.key, c.alike_in[0], c.alike_in[1]))
+        return alike, recent
+
+    def _alike_in_groups(self, incident: IncidentFact, words: frozenset[str], params: dict[str, Any],
+                         names: str) -> tuple[list[Alike], int]:
+        """What `_alike` finds, from the database: a few rows per group of candidates alike in
+        everything the score reads, each with how many of its group are from the last month."""
+        linked = _SHARES_AN_ALERT.format(names=names) if names else "0"
+        scores: dict[tuple[str, str, str, int], float] = {}  # a group's score
+        alike: list[Alike] = []
+        recent = 0
+        for key, service, title, description, detected_at, shares, last_month in self.db.fetch_tuples(
+                _ALIKE_GROUPS.replace("{linked}", linked), params):
+            group = (service, title, description, shares)
+            score = scores.get(group)
+            if score is None:
+                text = text_similarity(words, tokens(f"{title} {description}"))
+                score = scores[group] = similarity(incident.service == service, text, bool(shares))
+                if score >= 0.5:
+                    recent += int(last_month)
+            if score >= 0.3:
+                alike.append((score, detected_at, key, service, title))
+        alike.sort(key=lambda found: found[2])  # among equals, the lower id first, as the log orders them
+        return alike, recent
 
     # -- calibration ------------------------------------------------------------------------
 

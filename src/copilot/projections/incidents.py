@@ -40,12 +40,12 @@ class IncidentsProjection(Projection):
     def _detected(self, tx: Transaction, e: Any) -> None:
         tx.execute(
             "INSERT INTO incidents (id, tenant_id, project_id, title, description, service_name, severity, state,"
-            " detected_at, detected_by, state_since, created_at, updated_at) VALUES (:id, :tenant_id,"
+            " detected_at, detected_by, state_since, created_at, updated_at, position) VALUES (:id, :tenant_id,"
             " :project_id, :title, :description, :service_name, :severity, 'detected', :detected_at, :by,"
-            " :detected_at, :at, :at) ON CONFLICT (id) DO NOTHING",
+            " :detected_at, :at, :at, :position) ON CONFLICT (id) DO NOTHING",
             {"id": e.originator_id, "tenant_id": e.tenant_id, "project_id": e.project_id, "title": e.title,
              "description": e.description, "service_name": e.service_name, "severity": e.severity,
-             "detected_at": e.detected_at, "by": e.detected_by, "at": e.timestamp},
+             "detected_at": e.detected_at, "by": e.detected_by, "at": e.timestamp, "position": self.position},
         )
         self._audit(tx, e, e.detected_by, {
             "title": e.title, "description": e.description, "service_name": e.service_name,
