@@ -52,7 +52,7 @@ class Candidate(NamedTuple):
 
 _COLUMNS = "detected_at, CAST(id AS TEXT), service_name, title, description, position"
 _NEWEST = (f"SELECT {_COLUMNS}, (SELECT MAX(position) FROM incidents WHERE project_id = :project_id)"
-           " FROM incidents WHERE project_id = :project_id ORDER BY detected_at DESC LIMIT :keep")
+           " FROM incidents WHERE project_id = :project_id ORDER BY detected_at DESC LIMIT :more")
 _ADDED = (f"SELECT {_COLUMNS} FROM incidents WHERE project_id = :project_id AND position > :mark"
           " ORDER BY position LIMIT :keep")
 
@@ -100,19 +100,17 @@ class RecentIncidents:
             return found
 
     def _catch_up(self, project_id: UUID, project: _Project) -> None:
-        params = {"project_id": project_id, "mark": project.mark, "keep": self.KEEP}
+        params = {"project_id": project_id, "mark": project.mark, "keep": self.KEEP, "more": self.KEEP + 1}
         if project.mark >= 0:
             rows = self.db.fetch_tuples(_ADDED, params)
             if len(rows) < self.KEEP:
                 self._add(project, rows)
                 return
             # So many added since that reading the newest is less work than catching up
-        rows = self.db.fetch_tuples(_NEWEST, params)
+        rows = self.db.fetch_tuples(_NEWEST, params)  # one more than is kept: are there older ones?
         project.kept, project.after = [], None
         project.mark = max((row[6] for row in rows if row[6] is not None), default=0)
-        self._add(project, [row[:6] for row in rows])
-        if len(rows) == self.KEEP:
-            project.after = project.kept[0].detected_at
+        self._add(project, [row[:6] for row in rows])  # drops the one more, if it came, and says so
 
     def _add(self, project: _Project, rows: list[tuple[Any, ...]]) -> None:
         kept = project.kept
