@@ -6,7 +6,11 @@ step as failed and goes on.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import heapq
+import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +21,7 @@ import msgspec
 
 from copilot.integrations.probes import forbidden_target
 from copilot.investigation.evidence import AlertFact, ChangeFact, IncidentFact, MetricFact, SimilarFact
-from copilot.investigation.recent import Candidate, RecentIncidents, tokens
+from copilot.investigation.recent import Candidate, RecentIncidents
 from copilot.projections.db import ReadDatabase
 
 __all__ = ["METRIC_TEMPLATES", "NO_PROMETHEUS", "Found", "Gatherer", "Skipped", "query_signals", "similarity",
@@ -40,6 +44,7 @@ BASELINE = (timedelta(minutes=75), timedelta(minutes=45))
 AROUND = (timedelta(minutes=30), timedelta(minutes=10))
 CHANGE_LOOKBACK = timedelta(hours=2)
 RISE_PCT = 25.0  # a signal that rose at least this much gets its onset and rise time measured
+_WORDS = re.compile(r"[a-z0-9]+")
 NO_PROMETHEUS = "the project has no Prometheus integration"
 
 
@@ -51,6 +56,11 @@ class Skipped(Exception):
 class Found:
     summary: str
     facts: Any
+
+
+@functools.lru_cache(maxsize=8192)  # past incidents' texts come back in every lookup
+def tokens(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORDS.findall(text.lower()) if len(w) > 2)
 
 
 def text_similarity(words: frozenset[str], theirs: frozenset[str]) -> float:
@@ -167,14 +177,14 @@ class Gatherer:
         params.update({f"alert{n}": name for n, name in enumerate(mine)})
         names = ", ".join(f":alert{n}" for n in range(len(mine)))
         words = tokens(f"{incident.title} {incident.description}")
-        candidates = self.recent.before(project_id, incident.detected_at, incident.id, CANDIDATES)
+        candidates = self.recent.before(project_id, incident.detected_at, CANDIDATES)
         if candidates is None:
             alike, recent = self._alike_in_groups(incident, words, params, names)
         else:
             sharing: set[str] = set()
             if mine and candidates:
                 sharing = {key for (key,) in self.db.fetch_tuples(
-                    _SHARING.format(names=names), {**params, "oldest": candidates[-1].detected_at})}
+                    _SHARING.format(names=names), {**params, "oldest": candidates[0].detected_at})}
             alike, recent = self._alike(incident, words, candidates, sharing, month_ago)
         # The most alike, the most recent among equals, then the lower id (`alike` is in that order,
         # and nlargest keeps the order of equals).
@@ -199,25 +209,36 @@ class Gatherer:
     @staticmethod
     def _alike(incident: IncidentFact, words: frozenset[str], candidates: list[Candidate], sharing: set[str],
                month_ago: datetime) -> tuple[list[Alike], int]:
-        """The candidates scoring 0.3 or more (the five most recent of a group alike in all the score
-        reads: no more can be shown), and how many scoring 0.5 or more are from the last month."""
-        groups: dict[tuple[tuple[str, str, str], bool], list[Any]] = {}  # group -> [its score, members taken]
+        """The candidates (in ascending order of detection) scoring 0.3 or more, and how many
+        scoring 0.5 or more are from the last month.
+
+        Candidates alike in all the score reads (service, title, description, sharing an alert
+        name) score the same: each group is scored once, counted with `Counter`, and only the five
+        most recent of an alike group are listed, as no more of it can be shown. Recurring
+        incidents make few groups of many.
+        """
+        if sharing:
+            groups = [(c.alike_in, c.key in sharing) for c in candidates]
+        else:
+            groups = [(c.alike_in, False) for c in candidates]
+        sizes = Counter(groups)
+        from_last_month = Counter(groups[bisect.bisect_left(candidates, (month_ago,)):])
+        scores = {group: similarity(incident.service == group[0][0],
+                                    text_similarity(words, tokens(f"{group[0][1]} {group[0][2]}")), group[1])
+                  for group in sizes}
+        recent = sum(from_last_month[group] for group, score in scores.items() if score >= 0.5)
+        wanted = {group: min(5, sizes[group]) for group, score in scores.items() if score >= 0.3}
+        left = sum(wanted.values())
         alike: list[Alike] = []
-        recent = 0
-        for c in candidates:  # the most recent first, the lower id first among equals
-            shares = bool(sharing) and c.key in sharing
-            group = groups.get((c.alike_in, shares))
-            if group is None:
-                service = c.alike_in[0]
-                score = similarity(incident.service == service, text_similarity(words, c.words), shares)
-                group = groups[(c.alike_in, shares)] = [score, 0]
-            score = group[0]
-            if score >= 0.3:
-                if score >= 0.5 and c.detected_at >= month_ago:
-                    recent += 1
-                if group[1] < 5:
-                    group[1] += 1
-                    alike.append((score, c.detected_at, c.key, c.alike_in[0], c.alike_in[1]))
+        for index in range(len(candidates) - 1, -1, -1):  # the most recent first, the lower id first among equals
+            if not left:
+                break
+            group = groups[index]
+            if wanted.get(group):
+                wanted[group] -= 1
+                left -= 1
+                c = candidates[index]
+                alike.append((scores[group], c.detected_at, c.key, c.alike_in[0], c.alike_in[1]))
         return alike, recent
 
     def _alike_in_groups(self, incident: IncidentFact, words: frozenset[str], params: dict[str, Any],

@@ -5,7 +5,7 @@ Every investigation compares its incident with the project's 500 incidents detec
 before it. Read from the database each time, that was the investigator's largest step: a window
 query over 500 rows cost PostgreSQL ~3 ms of CPU per investigation here, and the rows up to ~2 ms
 more in the investigator when their texts differ. Consecutive investigations in a project look
-at nearly the same 500, so the investigator keeps them, with their words already split, and asks
+at nearly the same 500, so the investigator keeps them and asks
 the database only for the incidents added since it last asked.
 
 "Added since" is by log position (`incidents.position`, the position of the incident's Detected
@@ -22,8 +22,6 @@ database as before.
 from __future__ import annotations
 
 import bisect
-import functools
-import re
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -32,14 +30,7 @@ from uuid import UUID
 
 from copilot.projections.db import ReadDatabase
 
-__all__ = ["Candidate", "RecentIncidents", "tokens"]
-
-_WORDS = re.compile(r"[a-z0-9]+")
-
-
-@functools.lru_cache(maxsize=8192)  # texts repeat: recurring incidents, and the incident being compared
-def tokens(text: str) -> frozenset[str]:
-    return frozenset(w for w in _WORDS.findall(text.lower()) if len(w) > 2)
+__all__ = ["Candidate", "RecentIncidents"]
 
 
 class Candidate(NamedTuple):
@@ -47,7 +38,6 @@ class Candidate(NamedTuple):
     order: int  # minus the id as a number: kept ascending, read backwards, the lower id comes first among equals
     key: str  # the id as text
     alike_in: tuple[str, str, str]  # service, title and description: what the score reads of it
-    words: frozenset[str]
 
 
 _COLUMNS = "detected_at, CAST(id AS TEXT), service_name, title, description, position"
@@ -76,10 +66,11 @@ class RecentIncidents:
         self._projects: OrderedDict[UUID, _Project] = OrderedDict()
         self._lock = threading.Lock()
 
-    def before(self, project_id: UUID, t0: datetime, incident_id: UUID, count: int) -> list[Candidate] | None:
-        """The `count` incidents of the project detected most recently before `t0` (the most recent
-        first, the lower id first among equals), this one left out; None when some of them may be
-        older than what is kept."""
+    def before(self, project_id: UUID, t0: datetime, count: int) -> list[Candidate] | None:
+        """The `count` incidents of the project detected most recently before `t0` (an incident
+        detected at `t0`, the one investigated included, is not among them), in ascending order
+        of detection and, among equals, of descending id; None when some of them may be older than
+        what is kept."""
         with self._lock:
             project = self._projects.get(project_id)
             if project is None:
@@ -92,11 +83,9 @@ class RecentIncidents:
             self._catch_up(project_id, project)
             kept = project.kept
             end = bisect.bisect_left(kept, (t0,))  # the first detected at or after t0
-            me = str(incident_id)
-            found = [c for c in kept[max(end - count - 1, 0):end] if c.key != me][-count:]
+            found = kept[max(end - count, 0):end]
             if project.after is not None and (len(found) < count or found[0].detected_at <= project.after):
                 return None
-            found.reverse()
             return found
 
     def _catch_up(self, project_id: UUID, project: _Project) -> None:
@@ -120,8 +109,7 @@ class RecentIncidents:
             if project.after is not None and detected_at <= project.after:
                 continue  # older than what is kept: an investigation that needs it reads the database
             key = str(key)
-            bisect.insort(kept, Candidate(detected_at, -UUID(key).int, key, (service, title, description),
-                                          tokens(f"{title} {description}")))
+            bisect.insort(kept, Candidate(detected_at, -UUID(key).int, key, (service, title, description)))
         if len(kept) > self.KEEP:
             del kept[:len(kept) - self.KEEP]
             project.after = kept[0].detected_at
