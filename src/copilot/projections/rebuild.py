@@ -21,7 +21,7 @@ from eventsourcing.persistence import Notification
 from copilot.commands.store import EventStore
 from copilot.projections.base import Projection
 from copilot.projections.db import ReadDatabase
-from copilot.projections.runner import lock_positions
+from copilot.projections.runner import lock_positions, track
 
 __all__ = ["RebuildReport", "rebuild"]
 
@@ -62,11 +62,15 @@ def rebuild(
     started = time.perf_counter()
     names = [p.name for p in projections]
     handled = frozenset().union(*(p.topics for p in projections))
-    head = store.head()
     events = 0
     position = 0
+    track(db, names)
     with db.transaction() as tx:
         lock_positions(tx, db.dialect, names)  # first, so a live projector of these waits for the swap
+        # The head is read once the live projector is held: read before, a batch it committed
+        # meanwhile (beyond that head) would be gone from the tables rebuilt up to the head,
+        # while the projector, past it, never came back for it.
+        head = store.head()
         for projection in projections:
             for table in projection.tables:
                 tx.execute(f"DELETE FROM {table}")  # table names come from the code, never from input

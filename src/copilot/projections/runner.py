@@ -15,7 +15,7 @@ from copilot.listen import LogListener
 from copilot.projections.base import Projection
 from copilot.projections.db import ReadDatabase, Transaction
 
-__all__ = ["ProjectionRunner", "TrackingWaiter", "lock_positions", "read_positions"]
+__all__ = ["ProjectionRunner", "TrackingWaiter", "lock_positions", "read_positions", "track"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,16 @@ _UPSERT_TRACKING = (
     "INSERT INTO projection_tracking (name, position) VALUES (:name, :position) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
+
+
+def track(db: ReadDatabase, names: Sequence[str]) -> None:
+    """Give each projection its tracking row (at position 0 until it has done something).
+    `lock_positions` locks rows, and a row not there yet locks nothing: on an empty database a
+    rebuild and a starting projector would not wait for each other."""
+    with db.transaction() as tx:
+        for name in names:
+            tx.execute("INSERT INTO projection_tracking (name, position) VALUES (:name, 0)"
+                       " ON CONFLICT (name) DO NOTHING", {"name": name})
 
 
 def read_positions(db: ReadDatabase) -> dict[str, int]:
@@ -65,6 +75,7 @@ class ProjectionRunner:
     # -- positions ------------------------------------------------------------------------
 
     def load_positions(self) -> None:
+        track(self.db, [p.name for p in self.projections])
         stored = read_positions(self.db)
         self._positions = {p.name: stored.get(p.name, 0) for p in self.projections}
 
