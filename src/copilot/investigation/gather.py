@@ -89,7 +89,7 @@ _ALIKE_GROUPS = (
     " SUM(CASE WHEN detected_at >= :month_ago THEN 1 ELSE 0 END) OVER (PARTITION BY {group}) AS recent"
     " FROM (SELECT c.id, c.service_name, c.title, c.description, c.detected_at, {linked} AS linked"
     " FROM incidents c WHERE c.project_id = :project_id AND c.id <> :id AND c.detected_at < :t0"
-    f" ORDER BY c.detected_at DESC LIMIT {CANDIDATES}) r) w WHERE k <= 5"
+    f" ORDER BY c.detected_at DESC, c.id LIMIT {CANDIDATES}) r) w WHERE k <= 5"
 ).replace("{group}", "service_name, title, description, linked")
 # Which of the candidates share an alert name with this incident, by the candidates' time span.
 _SHARING = ("SELECT DISTINCT CAST(a.incident_id AS TEXT) FROM alerts a JOIN incidents c ON c.id = a.incident_id"

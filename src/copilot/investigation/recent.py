@@ -13,10 +13,15 @@ event): the projector writes the log in order and commits as it goes, so everyth
 highest position a read saw was already there for that read. An incident detected in the past
 (a backfill) is added like any other and sorts into its place by detection time.
 
-Kept per project: the KEEP most recently detected incidents. A project's memory holds every
-incident detected after its oldest kept one; an investigation whose 500 candidates reach further
-back than that (an old incident investigated late) is answered `None`, and the caller reads the
-database as before.
+Kept per project: the KEEP most recently detected incidents, so an investigator may lag 1,500
+incidents behind a burst in a project and still find the candidates here; in all, up to
+REMEMBERED incidents (about 420 bytes each), the least recently investigated projects forgotten
+first. A project's memory holds every incident detected after its oldest kept one; an
+investigation whose 500 candidates reach further back than that (an old incident investigated
+late) is answered `None`, and the caller reads the database as before.
+
+An incident projected without a position (by a projector of a version before this column, during
+a rolling upgrade) is not caught up on: a project's memory sees it only when it is read anew.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ class _Project:
 
 
 class RecentIncidents:
-    KEEP = 1000  # incidents per project: the 500 candidates, and room for the ones added meanwhile
-    PROJECTS = 16  # projects remembered, the least recently investigated forgotten first
+    KEEP = 2000  # incidents per project: the 500 candidates, and room for the ones added meanwhile
+    REMEMBERED = 50_000  # incidents of all projects (~21 MB): more, and the least recently investigated go
 
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
@@ -75,10 +80,11 @@ class RecentIncidents:
             project = self._projects.get(project_id)
             if project is None:
                 project = self._projects[project_id] = _Project()
-                if len(self._projects) > self.PROJECTS:
-                    self._projects.popitem(last=False)
             else:
                 self._projects.move_to_end(project_id)
+            held = sum(len(remembered.kept) for remembered in self._projects.values())
+            while held > self.REMEMBERED and len(self._projects) > 1:
+                held -= len(self._projects.popitem(last=False)[1].kept)
         with project.lock:
             self._catch_up(project_id, project)
             kept = project.kept
