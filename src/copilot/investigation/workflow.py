@@ -216,11 +216,19 @@ class Investigator(LogFollower):
             if self.read_models is not None and not await self.read_models.wait_for(
                     head, timeout=_READ_MODELS_WAIT_SECONDS):
                 log.warning("read models are behind position %d: investigating with what they hold", head)
-            limit = asyncio.Semaphore(CONCURRENCY)
-            # Every task finishes before the stretch is over (no exception cuts the others short),
-            # so a retry never drives an investigation that is still being driven.
-            outcomes = await asyncio.gather(*(self._drive(work, limit) for work in by_investigation.values()))
-            failed = [position for position in outcomes if position is not None]
+            # CONCURRENCY drivers take the investigations in turn from one iterator (a task per
+            # investigation waiting on a semaphore made each acquire scan all the waiting ones).
+            # Every driver finishes before the stretch is over (no exception cuts the others
+            # short), so a retry never drives an investigation that is still being driven.
+            works = iter(by_investigation.values())
+
+            async def driver() -> None:
+                for work in works:
+                    failure = await self._drive(work)
+                    if failure is not None:
+                        failed.append(failure)
+
+            await asyncio.gather(*(driver() for _ in range(min(CONCURRENCY, len(by_investigation)))))
         if self._stopping:
             return True
         reached = min(failed) - 1 if failed else triggers[-1].id if len(triggers) == _BATCH else head
@@ -231,30 +239,29 @@ class Investigator(LogFollower):
             raise RuntimeError(f"the investigation triggered at position {min(failed)} failed; retrying from there")
         return True
 
-    async def _drive(self, work: list[tuple[int, Any]], limit: asyncio.Semaphore) -> int | None:
+    async def _drive(self, work: list[tuple[int, Any]]) -> int | None:
         """Handle one investigation's triggers in log order; the position of the first one that
         failed (and was not given up on), or None."""
-        async with limit:
-            for position, trigger in work:
-                if self._stopping:
-                    return None
-                try:
-                    if isinstance(trigger, _DETECTED_EVENT):
-                        await self.investigate(trigger.originator_id, detected=trigger)
-                        continue
-                    asked = await self._thread(self.store.find, Investigation, trigger.originator_id)
-                    if asked is not None:
-                        await self.investigate(asked.incident_id)
-                except Exception:
-                    self._failures[position] = self._failures.get(position, 0) + 1
-                    if self._failures[position] < _ATTEMPTS:
-                        log.exception("the investigation triggered at position %d failed", position)
-                        return position
-                    del self._failures[position]
-                    log.exception("the investigation triggered at position %d failed %d times: its run is"
-                                  " ended as failed", position, _ATTEMPTS)
-                    await self._abandon(trigger)
-            return None
+        for position, trigger in work:
+            if self._stopping:
+                return None
+            try:
+                if isinstance(trigger, _DETECTED_EVENT):
+                    await self.investigate(trigger.originator_id, detected=trigger)
+                    continue
+                asked = await self._thread(self.store.find, Investigation, trigger.originator_id)
+                if asked is not None:
+                    await self.investigate(asked.incident_id)
+            except Exception:
+                self._failures[position] = self._failures.get(position, 0) + 1
+                if self._failures[position] < _ATTEMPTS:
+                    log.exception("the investigation triggered at position %d failed", position)
+                    return position
+                del self._failures[position]
+                log.exception("the investigation triggered at position %d failed %d times: its run is"
+                              " ended as failed", position, _ATTEMPTS)
+                await self._abandon(trigger)
+        return None
 
     async def _abandon(self, trigger: Any) -> None:
         """End the run a trigger started as failed, so one broken investigation holds up no other."""
