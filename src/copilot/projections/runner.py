@@ -28,9 +28,14 @@ _UPSERT_TRACKING = (
 def track(db: ReadDatabase, names: Sequence[str]) -> None:
     """Give each projection its tracking row (at position 0 until it has done something).
     `lock_positions` locks rows, and a row not there yet locks nothing: on an empty database a
-    rebuild and a starting projector would not wait for each other."""
+    rebuild and a starting projector would not wait for each other. Rows already there are not
+    written (a write would wait for a rebuild holding SQLite's lock), and missing ones are
+    inserted in name order, as `lock_positions` locks them, so two inserting never deadlock."""
+    missing = sorted(set(names) - set(read_positions(db)))
+    if not missing:
+        return
     with db.transaction() as tx:
-        for name in names:
+        for name in missing:
             tx.execute("INSERT INTO projection_tracking (name, position) VALUES (:name, 0)"
                        " ON CONFLICT (name) DO NOTHING", {"name": name})
 
