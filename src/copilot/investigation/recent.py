@@ -5,8 +5,8 @@ Every investigation compares its incident with the project's 500 incidents detec
 before it. Read from the database each time, that was the investigator's largest step: a window
 query over 500 rows cost PostgreSQL ~3 ms of CPU per investigation here, and the rows up to ~2 ms
 more in the investigator when their texts differ. Consecutive investigations in a project look
-at nearly the same 500, so the investigator keeps them and asks
-the database only for the incidents added since it last asked.
+at nearly the same 500, so the investigator keeps them and asks the database only for the
+incidents added since it last asked.
 
 "Added since" is by log position (`incidents.position`, the position of the incident's Detected
 event): the projector writes the log in order and commits as it goes, so everything below the
@@ -57,7 +57,7 @@ class _Project:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.kept: list[Candidate] = []  # ascending by (detected_at, key)
+        self.kept: list[Candidate] = []  # ascending by (detected_at, order)
         self.mark = -1  # the highest position read; -1: nothing read yet
         self.after: datetime | None = None  # kept is every incident detected after this (None: every one)
 
@@ -104,7 +104,7 @@ class RecentIncidents:
             # So many added since that reading the newest is less work than catching up
         rows = self.db.fetch_tuples(_NEWEST, params)  # one more than is kept: are there older ones?
         project.kept, project.after = [], None
-        project.mark = max((row[6] for row in rows if row[6] is not None), default=0)
+        project.mark = (rows[0][6] or 0) if rows else 0  # every row carries the project's highest position
         self._add(project, [row[:6] for row in rows])  # drops the one more, if it came, and says so
 
     def _add(self, project: _Project, rows: list[tuple[Any, ...]]) -> None:

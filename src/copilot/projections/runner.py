@@ -25,19 +25,22 @@ _UPSERT_TRACKING = (
 )
 
 
-def track(db: ReadDatabase, names: Sequence[str]) -> None:
-    """Give each projection its tracking row (at position 0 until it has done something).
+def track(db: ReadDatabase, names: Sequence[str]) -> dict[str, int]:
+    """Give each projection its tracking row (at position 0 until it has done something); return
+    the stored positions, as `read_positions` does.
     `lock_positions` locks rows, and a row not there yet locks nothing: on an empty database a
     rebuild and a starting projector would not wait for each other. Rows already there are not
     written (a write would wait for a rebuild holding SQLite's lock), and missing ones are
     inserted in name order, as `lock_positions` locks them, so two inserting never deadlock."""
-    missing = sorted(set(names) - set(read_positions(db)))
+    stored = read_positions(db)
+    missing = sorted(set(names) - set(stored))
     if not missing:
-        return
+        return stored
     with db.transaction() as tx:
         for name in missing:
             tx.execute("INSERT INTO projection_tracking (name, position) VALUES (:name, 0)"
                        " ON CONFLICT (name) DO NOTHING", {"name": name})
+    return read_positions(db)  # another process may have inserted one meanwhile, and moved on
 
 
 def read_positions(db: ReadDatabase) -> dict[str, int]:
@@ -80,8 +83,7 @@ class ProjectionRunner:
     # -- positions ------------------------------------------------------------------------
 
     def load_positions(self) -> None:
-        track(self.db, [p.name for p in self.projections])
-        stored = read_positions(self.db)
+        stored = track(self.db, [p.name for p in self.projections])
         self._positions = {p.name: stored.get(p.name, 0) for p in self.projections}
 
     @property
