@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,10 +12,12 @@ from uuid import UUID, uuid4
 import pytest
 from litestar.testing import TestClient
 
-from copilot.bootstrap import Container
+from copilot.api.app import create_api_app
+from copilot.bootstrap import Container, build_container
 from copilot.commands.incidents import ChangeIncidentState
 from copilot.domain import ConflictError
 from copilot.domain.incident import Incident
+from copilot.settings import Settings
 from tests.integration.conftest import Account, register
 
 API = "/api/v1"
@@ -200,6 +203,40 @@ def test_a_removed_member_or_a_deleted_project_lists_404_not_an_empty_page(clien
     assert client.delete(f"{API}/projects/{ann.project_id}", headers=ann.headers).is_success
     deleted = client.get(f"{API}/incidents", headers=ann.headers)
     assert deleted.status_code == 404 and deleted.json()["detail"] == "project not found"
+
+
+def test_a_demoted_or_removed_member_is_refused_at_once_here_and_within_a_second_elsewhere(
+        client: TestClient[Any], settings: Settings) -> None:
+    # Commands trust a role they have just read for a second (ProjectsView.ROLE_FOR). Another API process
+    # (a second container on the same database) learns of a change only by asking again.
+    ann = register(client, "ann@acme.io")
+    invite = client.post(f"{API}/projects/{ann.project_id}/members", headers=ann.headers,
+                         json={"email": "bob@acme.io", "role": "member"}).json()
+    bob = register(client, "bob@acme.io", invite_token=invite["invite_token"])
+    body = {"title": "Disk full", "service_name": "db", "severity": "low"}
+    other = build_container(settings, run_projections=False, apply_migrations=False)
+    try:
+        with TestClient(create_api_app(other)) as elsewhere:
+            assert client.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 200
+            assert elsewhere.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 200
+
+            demoted = client.patch(f"{API}/projects/{ann.project_id}/members/{bob.user_id}", headers=ann.headers,
+                                   json={"role": "viewer"})
+            assert demoted.status_code == 200, demoted.text
+            changed_at = time.monotonic()
+            assert client.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 403
+            while (answer := elsewhere.post(f"{API}/incidents", json=body, headers=bob.headers)).status_code == 200:
+                assert time.monotonic() - changed_at < 2.0, "the old role is still trusted after a second and more"
+                time.sleep(0.05)
+            assert answer.status_code == 403
+
+            assert client.delete(f"{API}/projects/{ann.project_id}/members/{bob.user_id}",
+                                 headers=ann.headers).is_success
+            assert client.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 404
+            time.sleep(1.0)
+            assert elsewhere.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 404
+    finally:
+        other.close()
 
 
 def race(container: Container, actor: UUID, incident_id: UUID, states: tuple[str, ...]) -> list[str]:

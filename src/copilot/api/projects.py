@@ -86,6 +86,7 @@ class ProjectsController(Controller):
     async def delete_project(self, project_id: UUID, principal: Principal, container: Container) -> None:
         cmd = DeleteProject(actor=principal.user_id, project_id=project_id)
         await read_your_writes(container, await blocking(container.project_commands.delete, cmd))
+        container.projects.forget_roles()
 
     @get("/{project_id:uuid}/members", operation_id="listMembers", summary="Members and their roles")
     async def list_members(self, project_id: UUID, principal: Principal, container: Container) -> list[MemberRead]:
@@ -113,6 +114,7 @@ class ProjectsController(Controller):
         cmd = ChangeMemberRole(actor=principal.user_id, project_id=project_id, user_id=user_id,
                                role=Role(data.role))
         await read_your_writes(container, await blocking(container.project_commands.change_member_role, cmd))
+        container.projects.forget_roles()
         row = await blocking(container.projects.member, project_id, user_id)
         if row is None:
             raise NotFoundError("member not found")
@@ -125,3 +127,4 @@ class ProjectsController(Controller):
     ) -> None:
         cmd = RemoveMember(actor=principal.user_id, project_id=project_id, user_id=user_id)
         await read_your_writes(container, await blocking(container.project_commands.remove_member, cmd))
+        container.projects.forget_roles()

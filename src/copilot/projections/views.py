@@ -90,8 +90,20 @@ class AccountsView:
 
 
 class ProjectsView:
+    # A member's role, as commands check it (`role_enum`), is trusted for this long without asking
+    # the database again. Every create, move and investigation checks it; the query was a sixth of
+    # a create's CPU in the API process. Only roles found are remembered, so a member added is let
+    # in at once. A role changed, a member removed or a project deleted through this process is
+    # forgotten at once (`forget_roles`); through another API process it takes effect here within
+    # ROLE_FOR seconds, as a logout does (AccountsView.LIVE_FOR). Reads (`visible`, `arole` and the
+    # access check inside each list query) always ask the database.
+    ROLE_FOR = 1.0
+    MAX_REMEMBERED = 10_000
+
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
+        self._roles: dict[tuple[UUID, UUID], tuple[Role, float]] = {}  # -> role, monotonic time trusted until
+        self._forgotten = 0  # how many times roles were forgotten: an answer asked before is not kept
 
     def for_user(self, user_id: UUID) -> list[Row]:
         """The user's live projects with their role, oldest first."""
@@ -119,8 +131,30 @@ class ProjectsView:
         return None if row is None else str(row["role"])
 
     def role_enum(self, project_id: UUID, user_id: UUID) -> Role | None:
+        """The user's role in the live project, None for a non-member (commands run this in worker
+        threads: dict reads and writes are atomic, and a clear races with nothing but a store)."""
+        key = (project_id, user_id)
+        asked_at = time.monotonic()  # trusted from when it was asked, not from when it was answered
+        known = self._roles.get(key)
+        if known is not None and known[1] > asked_at:
+            return known[0]
+        forgotten = self._forgotten
         role = self.role(project_id, user_id)
-        return None if role is None else Role(role)
+        if role is None:
+            self._roles.pop(key, None)
+            return None
+        found = Role(role)
+        if forgotten == self._forgotten:  # not forgotten while it was asked: the answer may be stale
+            if len(self._roles) >= self.MAX_REMEMBERED:
+                self._roles.clear()  # bounded; those still in use come back on their next command
+            self._roles[key] = (found, asked_at + self.ROLE_FOR)
+        return found
+
+    def forget_roles(self) -> None:
+        """A membership changed through this process (a role, a removal, a deleted project): every
+        remembered role is asked again (such changes are rare; forgetting all keeps it simple)."""
+        self._forgotten += 1
+        self._roles.clear()
 
     def members(self, project_id: UUID) -> list[Row]:
         return self.db.fetch_all(
