@@ -120,46 +120,86 @@ def _by_definition(target: Past, incidents: list[Past], alerts: list[tuple[UUID,
     return shown, "frequent" if recent >= 3 else "rare" if alike else "new"
 
 
-@pytest.mark.parametrize("keep", [1000, 600, 100], ids=["remembered", "partly remembered", "read"])
-def test_the_lookup_shows_what_the_definition_says(container: Container, keep: int,
+class Looking:
+    """A gatherer over seeded incidents, checking each lookup against the definition and counting
+    the lookups the memory could not answer (read from the database instead)."""
+
+    def __init__(self, container: Container, monkeypatch: pytest.MonkeyPatch, most: int = 1000) -> None:
+        self.rng = random.Random(7)
+        self.seeded = Seeded(uuid4(), uuid4(), [], [], [])
+        # Distinct detection times (the 500-row cut must not fall on a tie), an hour apart on average.
+        self.times = iter(self.rng.sample(range(0, most * 3600 * 2), most))
+        self.container = container
+        self.gatherer = Gatherer(container.db, lambda: datetime.now(UTC))
+        self.read = self.lookups = 0
+        self.novelties: set[str] = set()
+        in_groups = self.gatherer._alike_in_groups
+
+        def reading(*args: Any) -> Any:
+            self.read += 1
+            return in_groups(*args)
+
+        monkeypatch.setattr(self.gatherer, "_alike_in_groups", reading)
+
+    def seed(self, count: int) -> list[Past]:
+        return _seed(self.container, self.rng, self.seeded, count, self.times)
+
+    def mine(self) -> list[Past]:
+        return sorted((i for i in self.seeded.incidents if i.project_id == self.seeded.project),
+                      key=lambda i: i.detected_at)
+
+    def check(self, target: Past) -> None:
+        fact = IncidentFact(id=target.id, title=target.title, description=target.description,
+                            service=target.service, severity="high", detected_at=target.detected_at)
+        ranked, novelty = self.gatherer.similar(fact, self.seeded.project).facts
+        shown = [(s.incident_id, s.title, s.service_name, s.detected_at, s.score, s.confirmed_category,
+                  s.confirmed_claim) for s in ranked]
+        seeded = self.seeded
+        assert (shown, novelty) == _by_definition(target, seeded.incidents, seeded.alerts, seeded.hypotheses)
+        self.novelties.add(novelty)
+        self.lookups += 1
+
+
+@pytest.mark.parametrize("cap", [1000, 600, 100], ids=["remembered", "partly remembered", "read"])
+def test_the_lookup_shows_what_the_definition_says(container: Container, cap: int,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RecentIncidents, "KEEP", keep)  # 100: never enough, every lookup reads the database
-    rng = random.Random(7)
-    seeded = Seeded(uuid4(), uuid4(), [], [], [])
-    # Distinct detection times (the 500-row cut must not fall on a tie), an hour apart on average.
-    times = iter(rng.sample(range(0, 90 * 24 * 3600), 1000))
-    gatherer = Gatherer(container.db, lambda: datetime.now(UTC))
-    read = 0
-    in_groups = gatherer._alike_in_groups
-
-    def reading(*args: Any) -> Any:
-        nonlocal read
-        read += 1
-        return in_groups(*args)
-
-    monkeypatch.setattr(gatherer, "_alike_in_groups", reading)
-    novelties, lookups = set(), 0
+    monkeypatch.setattr(RecentIncidents, "CAP", cap)  # 100: never enough, every lookup reads the database
+    looking = Looking(container, monkeypatch)
+    rng, seeded = looking.rng, looking.seeded
     for count in (760, 240):  # then after incidents were added, at times among the earlier ones
-        added = _seed(container, rng, seeded, count, times)
-        mine = sorted((i for i in seeded.incidents if i.project_id == seeded.project), key=lambda i: i.detected_at)
+        added = looking.seed(count)
+        mine = looking.mine()
         with_alerts = {incident_id for _, incident_id, _ in seeded.alerts}
         # The oldest (nothing before it), the newest (the 500-row cut), ones with alerts, some just
         # added, and some others.
-        targets = [mine[0], mine[-1], *[i for i in mine if i.id in with_alerts][-5:], *rng.sample(added, 5),
-                   *rng.sample(mine, 10)]
-        for target in targets:
-            fact = IncidentFact(id=target.id, title=target.title, description=target.description,
-                                service=target.service, severity="high", detected_at=target.detected_at)
-            ranked, novelty = gatherer.similar(fact, seeded.project).facts
-            shown = [(s.incident_id, s.title, s.service_name, s.detected_at, s.score, s.confirmed_category,
-                      s.confirmed_claim) for s in ranked]
-            assert (shown, novelty) == _by_definition(target, seeded.incidents, seeded.alerts, seeded.hypotheses)
-            novelties.add(novelty)
-            lookups += 1
-    assert {"new", "frequent"} <= novelties
-    if keep == 1000:
-        assert read == 0  # every lookup was answered from memory
-    elif keep == 100:
-        assert read == lookups
+        for target in [mine[0], mine[-1], *[i for i in mine if i.id in with_alerts][-5:], *rng.sample(added, 5),
+                       *rng.sample(mine, 10)]:
+            looking.check(target)
+    assert {"new", "frequent"} <= looking.novelties
+    if cap == 1000:
+        assert looking.read == 0  # every lookup was answered from memory
+    elif cap == 100:
+        assert looking.read == looking.lookups
     else:
-        assert 0 < read < lookups  # the oldest incidents' lookups reach back further than what is kept
+        assert 0 < looking.read < looking.lookups  # the oldest incidents' lookups reach back further than what is kept
+
+
+def test_an_investigator_working_through_a_backlog_in_order_finds_the_candidates_in_memory(
+        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an investigator ~2,000 incidents behind a burst does: it asks about ever later
+    # incidents, while more are added (here at times among the earlier ones). What is kept follows
+    # the asks and forgets what lies more than SLACK incidents behind their candidates. (Kept as the
+    # project's newest 2,000 instead, as before, these lookups went to the database.)
+    monkeypatch.setattr(RecentIncidents, "SLACK", 40)
+    looking = Looking(container, monkeypatch, most=2800)
+    looking.seed(2560)
+    mine = looking.mine()
+    for last in range(560, 1400, 40):  # the first lookup reads from 500 before it on, the rest follow
+        looking.check(mine[last])
+    asked = mine[last].detected_at
+    kept = looking.gatherer.recent._projects[looking.seeded.project].kept
+    assert kept[0].key == str(mine[last - 540].id) and len(kept) == len(mine) - (last - 540)  # the rest forgotten
+    looking.seed(240)
+    for target in [i for i in looking.mine() if i.detected_at > asked][::40]:
+        looking.check(target)
+    assert looking.lookups > 50 and looking.read == 0

@@ -13,12 +13,20 @@ event): the projector writes the log in order and commits as it goes, so everyth
 highest position a read saw was already there for that read. An incident detected in the past
 (a backfill) is added like any other and sorts into its place by detection time.
 
-Kept per project: the KEEP most recently detected incidents, so an investigator may lag 1,500
-incidents behind a burst in a project and still find the candidates here; in all, up to
-REMEMBERED incidents (about 420 bytes each), the least recently investigated projects forgotten
-first. A project's memory holds every incident detected after its oldest kept one; an
+What is kept is anchored where the investigations are. The first lookup in a project reads the
+500 incidents before the one investigated and every incident detected after them; later lookups
+add what the log added since, and what lies further back than SLACK incidents before the 500
+candidates of the latest incident asked about is dropped. An investigator working through a
+backlog asks about ever later incidents, so each lookup finds its candidates here; one that is
+caught up keeps ~1,000 incidents per project. (Kept anchored at the newest instead, a burst of
+10,000 incidents sent 86% of the backlog's lookups to the database.)
+
+Bounds: CAP incidents per project (an investigator up to ~19,000 incidents behind in a project is
+still answered from here; further behind, the newest CAP are kept and the backlog reads the
+database) and REMEMBERED in all (about 520 bytes each), the least recently investigated projects
+forgotten first. A project's memory holds every incident detected after its oldest kept one; an
 investigation whose 500 candidates reach further back than that (an old incident investigated
-late) is answered `None`, and the caller reads the database as before.
+late, out of order) is answered `None`, and the caller reads the database as before.
 
 An incident projected without a position (by a projector of a version before this column, during
 a rolling upgrade) is not caught up on: a project's memory sees it only when it is read anew.
@@ -46,25 +54,35 @@ class Candidate(NamedTuple):
 
 
 _COLUMNS = "detected_at, CAST(id AS TEXT), service_name, title, description, position"
-_NEWEST = (f"SELECT {_COLUMNS}, (SELECT MAX(position) FROM incidents WHERE project_id = :project_id)"
-           " FROM incidents WHERE project_id = :project_id ORDER BY detected_at DESC LIMIT :more")
+_HIGHEST = "(SELECT MAX(position) FROM incidents WHERE project_id = :project_id)"  # read with the rows: one snapshot
+# The detection time of the incident `count` places before the newest detected before t0: the
+# oldest that is kept when reading anew.
+_SINCE = ("SELECT detected_at FROM incidents WHERE project_id = :project_id AND detected_at < :t0"
+          " ORDER BY detected_at DESC LIMIT 1 OFFSET :count")
+_FROM = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id AND detected_at >= :since"
+         " ORDER BY detected_at LIMIT :more")
+_ALL = f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id ORDER BY detected_at LIMIT :more"
+_NEWEST = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id"
+           " ORDER BY detected_at DESC LIMIT :more")
 _ADDED = (f"SELECT {_COLUMNS} FROM incidents WHERE project_id = :project_id AND position > :mark"
-          " ORDER BY position LIMIT :keep")
+          " ORDER BY position LIMIT :cap")
 
 
 class _Project:
-    __slots__ = ("after", "kept", "lock", "mark")
+    __slots__ = ("after", "asked", "kept", "lock", "mark")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.kept: list[Candidate] = []  # ascending by (detected_at, order)
         self.mark = -1  # the highest position read; -1: nothing read yet
         self.after: datetime | None = None  # kept is every incident detected after this (None: every one)
+        self.asked: datetime | None = None  # the latest detection time asked about: what is kept is anchored there
 
 
 class RecentIncidents:
-    KEEP = 2000  # incidents per project: the 500 candidates, and room for the ones added meanwhile
-    REMEMBERED = 50_000  # incidents of all projects (~21 MB): more, and the least recently investigated go
+    SLACK = 500  # kept before the latest incident's candidates, for lookups that come a little out of order
+    CAP = 20_000  # incidents per project (~10 MB)
+    REMEMBERED = 50_000  # incidents of all projects (~26 MB): more, and the least recently investigated go
 
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
@@ -86,24 +104,36 @@ class RecentIncidents:
             while held > self.REMEMBERED and len(self._projects) > 1:
                 held -= len(self._projects.popitem(last=False)[1].kept)
         with project.lock:
-            self._catch_up(project_id, project)
+            if project.mark < 0:
+                self._read(project_id, project, t0, count)
+            else:
+                self._catch_up(project_id, project, t0, count)
             kept = project.kept
             end = bisect.bisect_left(kept, (t0,))  # the first detected at or after t0
             found = kept[max(end - count, 0):end]
-            if project.after is not None and (len(found) < count or found[0].detected_at <= project.after):
-                return None
-            return found
+            complete = project.after is None or (len(found) == count and found[0].detected_at > project.after)
+            if project.asked is None or t0 > project.asked:
+                project.asked = t0
+                self._trim(project, count)
+            return found if complete else None
 
-    def _catch_up(self, project_id: UUID, project: _Project) -> None:
-        params = {"project_id": project_id, "mark": project.mark, "keep": self.KEEP, "more": self.KEEP + 1}
-        if project.mark >= 0:
-            rows = self.db.fetch_tuples(_ADDED, params)
-            if len(rows) < self.KEEP:
-                self._add(project, rows)
-                return
-            # So many added since that reading the newest is less work than catching up
-        rows = self.db.fetch_tuples(_NEWEST, params)  # one more than is kept: are there older ones?
-        project.kept, project.after = [], None
+    def _catch_up(self, project_id: UUID, project: _Project, t0: datetime, count: int) -> None:
+        rows = self.db.fetch_tuples(_ADDED, {"project_id": project_id, "mark": project.mark, "cap": self.CAP})
+        if len(rows) < self.CAP:
+            self._add(project, rows)
+        else:  # so many added since that reading anew is less work than catching up
+            self._read(project_id, project, t0, count)
+
+    def _read(self, project_id: UUID, project: _Project, t0: datetime, count: int) -> None:
+        """Anew, from the `count` incidents before t0 on; the newest CAP if that is more."""
+        params = {"project_id": project_id, "t0": t0, "count": count, "more": self.CAP + 1}
+        since = self.db.fetch_tuples(_SINCE, params)
+        rows = self.db.fetch_tuples(_FROM, {**params, "since": since[0][0]}) if since else (
+            self.db.fetch_tuples(_ALL, params))
+        project.kept, project.after = [], since[0][0] if since else None
+        if len(rows) > self.CAP:  # too far behind the newest to remember all of it
+            rows = self.db.fetch_tuples(_NEWEST, params)  # one more than kept: are there older ones?
+            project.after = None
         project.mark = (rows[0][6] or 0) if rows else 0  # every row carries the project's highest position
         self._add(project, [row[:6] for row in rows])  # drops the one more, if it came, and says so
 
@@ -116,6 +146,15 @@ class RecentIncidents:
                 continue  # older than what is kept: an investigation that needs it reads the database
             key = str(key)
             bisect.insort(kept, Candidate(detected_at, -UUID(key).int, key, (service, title, description)))
-        if len(kept) > self.KEEP:
-            del kept[:len(kept) - self.KEEP]
-            project.after = kept[0].detected_at
+        self._drop(project, len(kept) - self.CAP)
+
+    def _trim(self, project: _Project, count: int) -> None:
+        """Forget what lies further back than SLACK before the latest incident's candidates."""
+        assert project.asked is not None
+        self._drop(project, bisect.bisect_left(project.kept, (project.asked,)) - count - self.SLACK)
+
+    @staticmethod
+    def _drop(project: _Project, oldest: int) -> None:
+        if oldest > 0:
+            project.after = project.kept[oldest - 1].detected_at  # every one kept after it, still
+            del project.kept[:oldest]
