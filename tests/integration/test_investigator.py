@@ -18,7 +18,8 @@ from copilot.bootstrap import Container
 from copilot.domain.investigation import Investigation
 from copilot.investigation import workflow
 from copilot.investigation.llm import LLMEngine
-from copilot.investigation.workflow import CONCURRENCY, Investigator
+from copilot.investigation.workflow import CONCURRENCY, YIELDING, Investigator
+from copilot.ops.metrics import Metrics
 from tests.e2e.openai_server import openai_server
 from tests.e2e.test_llm_engine import ANSWER, EXPECTED_COST
 from tests.integration.conftest import Account, register
@@ -189,6 +190,38 @@ def test_similar_past_incidents_are_ranked_with_their_confirmed_cause_and_novelt
         hypotheses[0]["category"], hypotheses[0]["claim"])
     assert by_id[past[0]]["confirmed_category"] is None
     assert similar(unrelated) == {"incidents": [], "novelty": "new"}
+
+
+def test_while_requests_are_answered_in_its_process_only_a_few_investigations_run_at_once(
+    client: TestClient[Any], container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # All roles in one process: a burst's creates are answered first, its investigations go on
+    # at YIELDING at once and catch up at CONCURRENCY once no request is being answered.
+    scrape = client.get("/metrics").text  # the API counts the requests it is answering: here, this one
+    assert "copilot_http_requests_in_flight 1.0" in scrape
+    ann = register(client, "ann@example.com")
+    investigator = _investigator(container)
+    investigator.metrics = Metrics()
+    drive, running, seen = investigator._drive, 0, []
+
+    async def counting(work: Any) -> Any:
+        nonlocal running
+        running += 1
+        seen.append(running)
+        try:
+            await asyncio.sleep(0.02)  # long enough for every driver allowed to start one
+            return await drive(work)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(investigator, "_drive", counting)
+    for in_flight, most in ((1, YIELDING), (0, CONCURRENCY)):
+        investigator.metrics.requests_in_flight = in_flight
+        incidents = [_declare(client, ann, f"Errors on checkout {n}") for n in range(CONCURRENCY + 5)]
+        seen.clear()
+        _follow(investigator)
+        assert max(seen) == most
+        assert all(_investigation(container, i)[0].hypotheses for i in incidents)
 
 
 def test_a_burst_with_identical_evidence_pays_for_one_llm_call(client: TestClient[Any], container: Container) -> None:

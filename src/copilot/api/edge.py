@@ -80,6 +80,7 @@ class EdgeMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
+        self.metrics.requests_in_flight += 1
         try:
             if not scope["path"].startswith(_UNLIMITED_PREFIXES):
                 allowed, limit, remaining, reset = self.counter.hit(_caller_key(headers, scope, self.tokens))
@@ -95,6 +96,7 @@ class EdgeMiddleware:
                     return
             await self.app(scope, receive, send_with_headers)
         finally:
+            self.metrics.requests_in_flight -= 1
             route = str(scope.get("path_template") or "unmatched")  # the template, so ids do not multiply series
             self.metrics.record_request(scope["method"], route, status, time.perf_counter() - started)
             log_context.reset(context)

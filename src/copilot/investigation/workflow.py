@@ -18,6 +18,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -72,6 +73,13 @@ _BATCH = 100
 _READ_MODELS_WAIT_SECONDS = 10.0
 _ATTEMPTS = 3  # a trigger whose investigation fails this often has its run ended as failed
 CONCURRENCY = 16  # investigations driven at once; each mostly waits on commits and queries
+# Of those, how many go on taking investigations while HTTP requests are being answered in the
+# same process (all roles in one): the others wait until none is, checking every _YIELD_SECONDS.
+# One process runs on one core; driven by 16 at once, investigations took most of it and halved
+# the creates a burst got answered (400-421/s against 886-1,008 with 2 drivers, p99 178-197 ms
+# against 108-117). A burst is accepted first; its investigations catch up at full concurrency.
+YIELDING = 2
+_YIELD_SECONDS = 0.05
 
 
 def _opened(detected: Any) -> Investigation:
@@ -184,6 +192,10 @@ class Investigator(LogFollower):
                 if name == INVESTIGATOR_TRACKING_NAME or name.startswith(f"{INVESTIGATOR_TRACKING_NAME} ")]
         return min(ours, default=0)
 
+    def _requests_waiting(self) -> bool:
+        """HTTP requests are being answered in this process (never, in a process of its own)."""
+        return self.metrics is not None and self.metrics.requests_in_flight > 0
+
     def _mine(self, investigation_id: UUID) -> bool:
         return investigation_id.int % self.partitions == self.partition
 
@@ -216,19 +228,22 @@ class Investigator(LogFollower):
             if self.read_models is not None and not await self.read_models.wait_for(
                     head, timeout=_READ_MODELS_WAIT_SECONDS):
                 log.warning("read models are behind position %d: investigating with what they hold", head)
-            # CONCURRENCY drivers take the investigations in turn from one iterator (a task per
+            # CONCURRENCY drivers take the investigations in turn from one queue (a task per
             # investigation waiting on a semaphore made each acquire scan all the waiting ones).
             # Every driver finishes before the stretch is over (no exception cuts the others
             # short), so a retry never drives an investigation that is still being driven.
-            works = iter(by_investigation.values())
+            works = deque(by_investigation.values())
 
-            async def driver() -> None:
-                for work in works:
-                    failure = await self._drive(work)
+            async def driver(n: int) -> None:
+                while works:
+                    if n >= YIELDING and not self._stopping and self._requests_waiting():
+                        await asyncio.sleep(_YIELD_SECONDS)
+                        continue
+                    failure = await self._drive(works.popleft())
                     if failure is not None:
                         failed.append(failure)
 
-            await asyncio.gather(*(driver() for _ in range(min(CONCURRENCY, len(by_investigation)))))
+            await asyncio.gather(*(driver(n) for n in range(min(CONCURRENCY, len(by_investigation)))))
         if self._stopping:
             return True
         reached = min(failed) - 1 if failed else triggers[-1].id if len(triggers) == _BATCH else head

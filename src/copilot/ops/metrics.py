@@ -43,6 +43,11 @@ class Metrics:
         self.llm_cost = Counter("copilot_llm_cost_usd_total", "LLM spend in USD", ["model"], registry=r)
         self.llm_saved = Counter("copilot_llm_saved_usd_total", "LLM spend avoided by the cache", ["model"],
                                  registry=r)
+        # HTTP requests being answered in this process (EdgeMiddleware): an investigator in the
+        # same process leaves the CPU to them (Investigator.step).
+        self.requests_in_flight = 0
+        Gauge("copilot_http_requests_in_flight", "HTTP requests being answered", registry=r).set_function(
+            lambda: self.requests_in_flight)
         # A request's two series, looked up once per (method, route, status): `labels()` checks
         # and locks on every call (2 to 4 µs a request here).
         self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
