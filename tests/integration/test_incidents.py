@@ -235,6 +235,10 @@ def test_a_demoted_or_removed_member_is_refused_at_once_here_and_within_a_second
             assert client.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 404
             time.sleep(1.0)
             assert elsewhere.post(f"{API}/incidents", json=body, headers=bob.headers).status_code == 404
+
+            assert client.post(f"{API}/incidents", json=body, headers=ann.headers).status_code == 200
+            assert client.delete(f"{API}/projects/{ann.project_id}", headers=ann.headers).is_success
+            assert client.post(f"{API}/incidents", json=body, headers=ann.headers).status_code == 404
     finally:
         other.close()
 

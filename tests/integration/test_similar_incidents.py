@@ -194,7 +194,9 @@ def test_an_investigator_working_through_a_backlog_in_order_finds_the_candidates
     looking = Looking(container, monkeypatch, most=2800)
     looking.seed(2560)
     mine = looking.mine()
-    for last in range(560, 1400, 40):  # the first lookup reads from 500 before it on, the rest follow
+    looking.check(mine[560])  # the first lookup reads from 500 + SLACK before it on
+    looking.check(mine[530])  # one driven a little out of order finds its candidates too
+    for last in range(600, 1400, 40):  # the rest follow
         looking.check(mine[last])
     asked = mine[last].detected_at
     kept = looking.gatherer.recent._projects[looking.seeded.project].kept

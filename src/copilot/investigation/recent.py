@@ -13,15 +13,15 @@ event): the projector writes the log in order and commits as it goes, so everyth
 highest position a read saw was already there for that read. An incident detected in the past
 (a backfill) is added like any other and sorts into its place by detection time.
 
-What is kept is anchored where the investigations are. The first lookup in a project reads the
-500 incidents before the one investigated and every incident detected after them; later lookups
-add what the log added since, and what lies further back than SLACK incidents before the 500
-candidates of the latest incident asked about is dropped. An investigator working through a
+What is kept is anchored where the investigations are. The first lookup in a project reads from
+SLACK incidents before the 500 candidates of the one investigated on, to the newest; later
+lookups add what the log added since, and what lies further back than SLACK incidents before
+the candidates of the latest incident asked about is dropped. An investigator working through a
 backlog asks about ever later incidents, so each lookup finds its candidates here; one that is
-caught up keeps ~1,000 incidents per project. (Kept anchored at the newest instead, a burst of
-10,000 incidents sent 86% of the backlog's lookups to the database.)
+caught up keeps ~2,000 incidents per project. (Kept as the project's newest 2,000 instead, a
+burst of 10,000 incidents sent 86% of the backlog's lookups to the database.)
 
-Bounds: CAP incidents per project (an investigator up to ~19,000 incidents behind in a project is
+Bounds: CAP incidents per project (an investigator up to ~8,000 incidents behind in a project is
 still answered from here; further behind, the newest CAP are kept and the backlog reads the
 database) and REMEMBERED in all (about 520 bytes each), the least recently investigated projects
 forgotten first. A project's memory holds every incident detected after its oldest kept one; an
@@ -55,10 +55,10 @@ class Candidate(NamedTuple):
 
 _COLUMNS = "detected_at, CAST(id AS TEXT), service_name, title, description, position"
 _HIGHEST = "(SELECT MAX(position) FROM incidents WHERE project_id = :project_id)"  # read with the rows: one snapshot
-# The detection time of the incident `count` places before the newest detected before t0: the
-# oldest that is kept when reading anew.
+# The detection time of the incident `back` places before the newest detected before t0: what
+# is kept when reading anew starts after it.
 _SINCE = ("SELECT detected_at FROM incidents WHERE project_id = :project_id AND detected_at < :t0"
-          " ORDER BY detected_at DESC LIMIT 1 OFFSET :count")
+          " ORDER BY detected_at DESC LIMIT 1 OFFSET :back")
 _FROM = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id AND detected_at >= :since"
          " ORDER BY detected_at LIMIT :more")
 _ALL = f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id ORDER BY detected_at LIMIT :more"
@@ -80,9 +80,12 @@ class _Project:
 
 
 class RecentIncidents:
-    SLACK = 500  # kept before the latest incident's candidates, for lookups that come a little out of order
-    CAP = 20_000  # incidents per project (~10 MB)
-    REMEMBERED = 50_000  # incidents of all projects (~26 MB): more, and the least recently investigated go
+    SLACK = 1500  # kept before the latest incident's candidates, for lookups that come out of order
+    CAP = 10_000  # incidents per project (~5 MB)
+    # Incidents of all projects (~52 MB): more, and the least recently investigated go. Ten times
+    # CAP: projects with a backlog each, investigated in turn, must not push each other out (each
+    # would be read anew at its next lookup).
+    REMEMBERED = 100_000
 
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
@@ -125,15 +128,15 @@ class RecentIncidents:
             self._read(project_id, project, t0, count)
 
     def _read(self, project_id: UUID, project: _Project, t0: datetime, count: int) -> None:
-        """Anew, from the `count` incidents before t0 on; the newest CAP if that is more."""
-        params = {"project_id": project_id, "t0": t0, "count": count, "more": self.CAP + 1}
+        """Anew, from `count` + SLACK incidents before t0 on; the newest CAP if that is more."""
+        params = {"project_id": project_id, "t0": t0, "back": count + self.SLACK, "more": self.CAP + 1}
         since = self.db.fetch_tuples(_SINCE, params)
         rows = self.db.fetch_tuples(_FROM, {**params, "since": since[0][0]}) if since else (
             self.db.fetch_tuples(_ALL, params))
         project.kept, project.after = [], since[0][0] if since else None
         if len(rows) > self.CAP:  # too far behind the newest to remember all of it
-            rows = self.db.fetch_tuples(_NEWEST, params)  # one more than kept: are there older ones?
-            project.after = None
+            rows = self.db.fetch_tuples(_NEWEST, params)[::-1]  # one more than kept: are there older ones?
+            project.after = None  # (ascending: each row is inserted at the end)
         project.mark = (rows[0][6] or 0) if rows else 0  # every row carries the project's highest position
         self._add(project, [row[:6] for row in rows])  # drops the one more, if it came, and says so
 

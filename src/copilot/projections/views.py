@@ -148,6 +148,8 @@ class ProjectsView:
             if len(self._roles) >= self.MAX_REMEMBERED:
                 self._roles.clear()  # bounded; those still in use come back on their next command
             self._roles[key] = (found, asked_at + self.ROLE_FOR)
+            if forgotten != self._forgotten:  # forgotten between the check and the store
+                self._roles.pop(key, None)
         return found
 
     def forget_roles(self) -> None:
