@@ -58,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Investigators on PostgreSQL share the incidents out by id, each taking one of this many
     # shares (an advisory lock per share); an investigator beyond that many stands by.
     investigator_partitions: int = 1
+    # An investigator in a process of its own (`--role investigator`) runs at this nice value, so on
+    # a machine it shares with the API, projector and relay they get the CPU first (all roles in one
+    # process, investigations yield to requests instead: Investigator.step).
+    investigator_nice: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -96,16 +100,20 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
     if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+        raise SettingsError(f"{name}={env[name]!r} must be greater than zero")
     return value
 
 
@@ -116,6 +124,13 @@ def _investigator_partitions(env: Mapping[str, str]) -> int:
     value = _positive_int(env, "COPILOT_INVESTIGATOR_PARTITIONS", 1)
     if value > MAX_INVESTIGATOR_PARTITIONS:
         raise SettingsError(f"COPILOT_INVESTIGATOR_PARTITIONS={value} is more than {MAX_INVESTIGATOR_PARTITIONS}")
+    return value
+
+
+def _nice(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
+    if not 0 <= value <= 19:
+        raise SettingsError(f"{name}={env[name]!r} must be a nice value from 0 (as the others) to 19 (last)")
     return value
 
 
@@ -237,4 +252,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_attempts_per_window=_positive_int(env, "COPILOT_LOGIN_ATTEMPTS_PER_15MIN", 10),
         bind_host=env.get("COPILOT_BIND_HOST", "").strip() or "127.0.0.1",
         investigator_partitions=_investigator_partitions(env),
+        investigator_nice=_nice(env, "COPILOT_INVESTIGATOR_NICE", 10),
     )

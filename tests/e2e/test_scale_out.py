@@ -96,3 +96,20 @@ def test_roles_run_apart_and_every_gateway_delivers_every_event_once(tmp_path: P
                     assert [e["data"]["id"] for e in events] == written
                     nothing_more(socket)
                 assert {a["id"], b["id"]}.isdisjoint(written)
+
+
+def _nice_of_every_thread(pid: int) -> set[int]:
+    """The nice value of each of the process's threads (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    return {int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+            for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def test_an_investigator_apart_runs_behind_the_processes_that_answer_requests(tmp_path: Path) -> None:
+    with fresh_postgres_database() as url:
+        env = backend_env("postgres", tmp_path / "var", url)
+        for setting, nice in ((None, 10), ("0", 0), ("15", 15)):
+            port = free_port()
+            chosen = {} if setting is None else {"COPILOT_INVESTIGATOR_NICE": setting}
+            with role("investigator", {**env, "COPILOT_API_PORT": str(port), **chosen},
+                      tmp_path / f"investigator-{setting}.log", port) as investigator:
+                assert _nice_of_every_thread(investigator.pid) == {nice}

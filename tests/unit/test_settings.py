@@ -75,12 +75,15 @@ def test_explicit_values_override_the_defaults(tmp_path: Path) -> None:
         ("COPILOT_RATE_LIMIT_PER_MINUTE", "0", {}),
         ("COPILOT_INVESTIGATOR_PARTITIONS", "0", {}),
         ("COPILOT_INVESTIGATOR_PARTITIONS", "65", {}),
+        ("COPILOT_INVESTIGATOR_NICE", "20", {}),
+        ("COPILOT_INVESTIGATOR_NICE", "-5", {}),
     ],
     ids=[
         "port-not-a-number", "port-out-of-range", "port-zero", "port-negative", "database-scheme",
         "postgres-without-database", "postgres-bad-port", "postgres-without-secret", "short-secret",
         "encryption-key-too-short", "encryption-key-garbage", "log-level", "nats-scheme", "cookie-flag",
         "rate-limit-zero", "investigator-partitions-zero", "investigator-partitions-too-many",
+        "investigator-nice-too-high", "investigator-nice-negative",
     ],
 )
 def test_a_bad_value_raises_a_settings_error_naming_the_variable(
