@@ -202,9 +202,9 @@ class Investigator(LogFollower):
     async def step(self) -> bool:
         """Handle the triggers in the next stretch of the log; False when there was nothing new.
 
-        Only trigger events are read. Their investigations run concurrently (one task per
-        investigation, at most CONCURRENCY at once): each one mostly waits on commits and
-        queries, and the group-commit recorder writes their appends together. The position
+        Only trigger events are read. Their investigations run concurrently (CONCURRENCY at
+        once, YIELDING while requests are answered in this process): each one mostly waits on
+        commits and queries, and the group-commit recorder writes their appends together. The position
         is saved once the whole stretch is handled; after a crash its triggers are handled
         again, which resumes their runs where the log says they stand.
         """

@@ -144,12 +144,11 @@ class ProjectsView:
             self._roles.pop(key, None)
             return None
         found = Role(role)
-        if forgotten == self._forgotten:  # not forgotten while it was asked: the answer may be stale
-            if len(self._roles) >= self.MAX_REMEMBERED:
-                self._roles.clear()  # bounded; those still in use come back on their next command
-            self._roles[key] = (found, asked_at + self.ROLE_FOR)
-            if forgotten != self._forgotten:  # forgotten between the check and the store
-                self._roles.pop(key, None)
+        if len(self._roles) >= self.MAX_REMEMBERED:
+            self._roles.clear()  # bounded; those still in use come back on their next command
+        self._roles[key] = (found, asked_at + self.ROLE_FOR)
+        if forgotten != self._forgotten:  # forgotten while it was asked (or stored): it may be stale
+            self._roles.pop(key, None)
         return found
 
     def forget_roles(self) -> None:
