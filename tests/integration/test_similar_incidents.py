@@ -22,7 +22,7 @@ import pytest
 
 from copilot.bootstrap import Container
 from copilot.investigation.evidence import IncidentFact
-from copilot.investigation.gather import Gatherer, similarity, text_similarity, tokens
+from copilot.investigation.gather import CANDIDATES, Gatherer, similarity, text_similarity, tokens
 from copilot.investigation.recent import RecentIncidents
 
 TITLES = ["Checkout 5xx after payment timeout", "Checkout latency high", "Payment provider timeouts",
@@ -132,6 +132,7 @@ class Looking:
         self.container = container
         self.gatherer = Gatherer(container.db, lambda: datetime.now(UTC))
         self.read = self.lookups = 0
+        self.answered: list[tuple[int, bool]] = []  # each lookup's incidents before it, and whether it read
         self.novelties: set[str] = set()
         in_groups = self.gatherer._alike_in_groups
 
@@ -149,6 +150,7 @@ class Looking:
                       key=lambda i: i.detected_at)
 
     def check(self, target: Past) -> None:
+        read = self.read
         fact = IncidentFact(id=target.id, title=target.title, description=target.description,
                             service=target.service, severity="high", detected_at=target.detected_at)
         ranked, novelty = self.gatherer.similar(fact, self.seeded.project).facts
@@ -158,12 +160,14 @@ class Looking:
         assert (shown, novelty) == _by_definition(target, seeded.incidents, seeded.alerts, seeded.hypotheses)
         self.novelties.add(novelty)
         self.lookups += 1
+        before = sum(1 for i in self.mine() if i.detected_at < target.detected_at)
+        self.answered.append((before, self.read > read))
 
 
 @pytest.mark.parametrize("cap", [1000, 600, 100], ids=["remembered", "partly remembered", "read"])
 def test_the_lookup_shows_what_the_definition_says(container: Container, cap: int,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RecentIncidents, "CAP", cap)  # 100: never enough, every lookup reads the database
+    monkeypatch.setattr(RecentIncidents, "CAP", cap)  # 100: enough only for the oldest incidents' lookups
     looking = Looking(container, monkeypatch)
     rng, seeded = looking.rng, looking.seeded
     for count in (760, 240):  # then after incidents were added, at times among the earlier ones
@@ -178,10 +182,9 @@ def test_the_lookup_shows_what_the_definition_says(container: Container, cap: in
     assert {"new", "frequent"} <= looking.novelties
     if cap == 1000:
         assert looking.read == 0  # every lookup was answered from memory
-    elif cap == 100:
-        assert looking.read == looking.lookups
-    else:
-        assert 0 < looking.read < looking.lookups  # the oldest incidents' lookups reach back further than what is kept
+    else:  # some lookups reach back further than what is kept; one needing more than CAP always does
+        assert 0 < looking.read < looking.lookups
+        assert all(read for before, read in looking.answered if min(before, CANDIDATES) > cap)
 
 
 def test_an_investigator_working_through_a_backlog_in_order_finds_the_candidates_in_memory(
@@ -205,3 +208,37 @@ def test_an_investigator_working_through_a_backlog_in_order_finds_the_candidates
     for target in [i for i in looking.mine() if i.detected_at > asked][::40]:
         looking.check(target)
     assert looking.lookups > 50 and looking.read == 0
+
+
+def test_an_investigator_further_behind_than_the_memory_holds_reads_each_stretch_once(
+        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An investigator more than CAP incidents behind a burst keeps the stretch it is working
+    # through, and reads the next stretch when its lookups get there: each lookup is still answered
+    # from memory, the memory stays within CAP, and one read serves CAP - 540 incidents' lookups.
+    # (Keeping the project's newest CAP instead, as before, sent each of these lookups to the database.)
+    monkeypatch.setattr(RecentIncidents, "SLACK", 40)
+    monkeypatch.setattr(RecentIncidents, "CAP", 1000)
+    looking = Looking(container, monkeypatch, most=3100)
+    recent = looking.gatherer.recent
+    stretches = 0
+    read_anew = recent._read
+
+    def reading_anew(*args: Any) -> None:
+        nonlocal stretches
+        stretches += 1
+        read_anew(*args)
+
+    monkeypatch.setattr(recent, "_read", reading_anew)
+    looking.seed(2560)
+    mine = looking.mine()
+    for last in range(560, len(mine), 20):
+        looking.check(mine[last])
+        assert len(recent._projects[looking.seeded.project].kept) <= 1000
+    assert stretches <= 1 + (len(mine) - 560) // (1000 - 540) + 1
+    asked = mine[last].detected_at
+    # More arrive while it works, at times among the earlier ones; it goes on with the later ones.
+    looking.seed(500)
+    for target in [i for i in looking.mine() if i.detected_at > asked][::10]:
+        looking.check(target)
+        assert len(recent._projects[looking.seeded.project].kept) <= 1000
+    assert looking.lookups > 90 and looking.read == 0

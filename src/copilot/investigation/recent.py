@@ -14,17 +14,20 @@ highest position a read saw was already there for that read. An incident detecte
 (a backfill) is added like any other and sorts into its place by detection time.
 
 What is kept is anchored where the investigations are. The first lookup in a project reads from
-SLACK incidents before the 500 candidates of the one investigated on, to the newest; later
-lookups add what the log added since, and what lies further back than SLACK incidents before
-the candidates of the latest incident asked about is dropped. An investigator working through a
-backlog asks about ever later incidents, so each lookup finds its candidates here; one that is
-caught up keeps ~2,000 incidents per project. (Kept as the project's newest 2,000 instead, a
-burst of 10,000 incidents sent 86% of the backlog's lookups to the database.)
+SLACK incidents before the 500 candidates of the one investigated on, forward, at most CAP
+incidents; later lookups add what the log added since, and what lies further back than SLACK
+incidents before the candidates of the latest incident asked about is dropped. An investigator
+working through a backlog asks about ever later incidents, so each lookup finds its candidates
+here; one that is caught up keeps ~2,000 incidents per project. (Kept as the project's newest
+2,000 instead, a burst of 10,000 incidents sent 86% of the backlog's lookups to the database.)
 
-Bounds: CAP incidents per project (an investigator up to ~8,000 incidents behind in a project is
-still answered from here; further behind, the newest CAP are kept and the backlog reads the
-database) and REMEMBERED in all (about 520 bytes each), the least recently investigated projects
-forgotten first. A project's memory holds every incident detected after its oldest kept one; an
+Bounds: CAP incidents per project and REMEMBERED in all (about 520 bytes each), the least
+recently investigated projects forgotten first. Over CAP, what lies ahead of the latest incident
+asked about goes first (those detected from `below` on are not kept), then the oldest. So an
+investigator further behind a burst than CAP keeps the stretch it is working through, and reads
+the next stretch anew when its lookups pass `below`: ~CAP rows for every CAP - 2,000 lookups.
+(Keeping the newest CAP instead sent every lookup of a backlog that deep to the database.) A
+project's memory holds every incident detected after its oldest kept one and before `below`; an
 investigation whose 500 candidates reach further back than that (an old incident investigated
 late, out of order) is answered `None`, and the caller reads the database as before.
 
@@ -62,20 +65,19 @@ _SINCE = ("SELECT detected_at FROM incidents WHERE project_id = :project_id AND 
 _FROM = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id AND detected_at >= :since"
          " ORDER BY detected_at LIMIT :more")
 _ALL = f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id ORDER BY detected_at LIMIT :more"
-_NEWEST = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id"
-           " ORDER BY detected_at DESC LIMIT :more")
 _ADDED = (f"SELECT {_COLUMNS} FROM incidents WHERE project_id = :project_id AND position > :mark"
           " ORDER BY position LIMIT :cap")
 
 
 class _Project:
-    __slots__ = ("after", "asked", "kept", "lock", "mark")
+    __slots__ = ("after", "asked", "below", "kept", "lock", "mark")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.kept: list[Candidate] = []  # ascending by (detected_at, order)
         self.mark = -1  # the highest position read; -1: nothing read yet
-        self.after: datetime | None = None  # kept is every incident detected after this (None: every one)
+        self.after: datetime | None = None  # kept is every incident detected after this (None: every one) ...
+        self.below: datetime | None = None  # ... and before this (None: up to the newest)
         self.asked: datetime | None = None  # the latest detection time asked about: what is kept is anchored there
 
 
@@ -107,38 +109,42 @@ class RecentIncidents:
             while held > self.REMEMBERED and len(self._projects) > 1:
                 held -= len(self._projects.popitem(last=False)[1].kept)
         with project.lock:
-            if project.mark < 0:
+            # Read anew the first time, after more was added than catching up is worth, or when
+            # this incident lies past the stretch kept (an investigator working through a backlog
+            # deeper than CAP).
+            if (project.mark < 0 or not self._catch_up(project_id, project)
+                    or (project.below is not None and t0 > project.below)):
                 self._read(project_id, project, t0, count)
-            else:
-                self._catch_up(project_id, project, t0, count)
+            if project.asked is None or t0 > project.asked:
+                project.asked = t0
             kept = project.kept
             end = bisect.bisect_left(kept, (t0,))  # the first detected at or after t0
             found = kept[max(end - count, 0):end]
-            complete = project.after is None or (len(found) == count and found[0].detected_at > project.after)
-            if project.asked is None or t0 > project.asked:
-                project.asked = t0
-                self._trim(project, count)
+            complete = ((project.after is None or (len(found) == count and found[0].detected_at > project.after))
+                        and (project.below is None or t0 <= project.below))
+            self._trim(project, count)
             return found if complete else None
 
-    def _catch_up(self, project_id: UUID, project: _Project, t0: datetime, count: int) -> None:
+    def _catch_up(self, project_id: UUID, project: _Project) -> bool:
+        """Add what the log added since the last read; False when that is CAP or more (read anew)."""
         rows = self.db.fetch_tuples(_ADDED, {"project_id": project_id, "mark": project.mark, "cap": self.CAP})
-        if len(rows) < self.CAP:
-            self._add(project, rows)
-        else:  # so many added since that reading anew is less work than catching up
-            self._read(project_id, project, t0, count)
+        if len(rows) >= self.CAP:
+            return False
+        self._add(project, rows)
+        return True
 
     def _read(self, project_id: UUID, project: _Project, t0: datetime, count: int) -> None:
-        """Anew, from `count` + SLACK incidents before t0 on; the newest CAP if that is more."""
+        """Anew: from `count` + SLACK incidents before t0 on, at most CAP."""
         params = {"project_id": project_id, "t0": t0, "back": count + self.SLACK, "more": self.CAP + 1}
         since = self.db.fetch_tuples(_SINCE, params)
         rows = self.db.fetch_tuples(_FROM, {**params, "since": since[0][0]}) if since else (
             self.db.fetch_tuples(_ALL, params))
-        project.kept, project.after = [], since[0][0] if since else None
-        if len(rows) > self.CAP:  # too far behind the newest to remember all of it
-            rows = self.db.fetch_tuples(_NEWEST, params)[::-1]  # one more than kept: are there older ones?
-            project.after = None  # (ascending: each row is inserted at the end)
+        project.kept, project.after, project.below = [], since[0][0] if since else None, None
         project.mark = (rows[0][6] or 0) if rows else 0  # every row carries the project's highest position
-        self._add(project, [row[:6] for row in rows])  # drops the one more, if it came, and says so
+        if len(rows) > self.CAP:  # the rest, from the first not kept on (and any detected with it), later
+            project.below = rows[self.CAP][0]
+            rows = rows[:bisect.bisect_left(rows, (project.below,))]
+        self._add(project, [row[:6] for row in rows])
 
     def _add(self, project: _Project, rows: list[tuple[Any, ...]]) -> None:
         kept = project.kept
@@ -147,14 +153,23 @@ class RecentIncidents:
                 project.mark = max(project.mark, position)
             if project.after is not None and detected_at <= project.after:
                 continue  # older than what is kept: an investigation that needs it reads the database
+            if project.below is not None and detected_at >= project.below:
+                continue  # past the stretch kept: read with the next stretch
             key = str(key)
             bisect.insort(kept, Candidate(detected_at, -UUID(key).int, key, (service, title, description)))
-        self._drop(project, len(kept) - self.CAP)
 
     def _trim(self, project: _Project, count: int) -> None:
-        """Forget what lies further back than SLACK before the latest incident's candidates."""
+        """Forget what lies further back than SLACK before the latest incident's candidates; then,
+        over CAP, what lies ahead of the latest incident asked about, then the oldest."""
         assert project.asked is not None
-        self._drop(project, bisect.bisect_left(project.kept, (project.asked,)) - count - self.SLACK)
+        kept, asked = project.kept, (project.asked,)
+        self._drop(project, bisect.bisect_left(kept, asked) - count - self.SLACK)
+        if len(kept) > self.CAP:
+            cut = max(self.CAP, bisect.bisect_left(kept, asked))  # what lies ahead first
+            if cut < len(kept):  # those detected with the first one cut go with it
+                project.below = kept[cut].detected_at
+                del kept[bisect.bisect_left(kept, (project.below,)):]
+            self._drop(project, len(kept) - self.CAP)
 
     @staticmethod
     def _drop(project: _Project, oldest: int) -> None:
