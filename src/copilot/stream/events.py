@@ -20,7 +20,7 @@ from copilot.domain.incident import STATE_TIMESTAMPS, Incident
 from copilot.domain.investigation import Investigation
 from copilot.domain.project import Project
 from copilot.domain.session import Session
-from copilot.projections.base import event_type
+from copilot.projections.base import Facts, event_type
 
 __all__ = ["CHANNELS", "PublicEvent", "PublicEventEncoder", "subject_for"]
 
@@ -75,10 +75,11 @@ class PublicEventEncoder:
         self._load_investigation = load_investigation or (lambda _id: None)
         self._load_project = load_project or (lambda _id: None)
         self._load_session = load_session or (lambda _id: None)
-        self._scopes: dict[UUID, Scope] = {}
+        # Bounded (Facts: the oldest quarter goes when full); misses fall back to the event store.
+        self._scopes: Facts[UUID, Scope] = Facts()
         # investigation id -> its incident and scope, known from the incident's Detected (an
         # investigation's id derives from its incident's), so most hypotheses need no load.
-        self._investigations: dict[UUID, tuple[UUID, Scope]] = {}
+        self._investigations: Facts[UUID, tuple[UUID, Scope]] = Facts()
         self._encoders: dict[str, Callable[[Any, int], PublicEvent | None]] = {
             get_topic(event_type(Incident, "Detected")): self._incident_detected,
             get_topic(Incident.StateChanged): self._incident_state_changed,
@@ -108,11 +109,8 @@ class PublicEventEncoder:
         return scope
 
     def _remember(self, incident_id: UUID, scope: Scope) -> None:
-        if len(self._scopes) > 100_000:  # bounded; misses fall back to the event store
-            self._scopes.clear()
-            self._investigations.clear()
-        self._scopes[incident_id] = scope
-        self._investigations[Investigation.create_id(incident_id)] = (incident_id, scope)
+        self._scopes.put(incident_id, scope)
+        self._investigations.put(Investigation.create_id(incident_id), (incident_id, scope))
 
     def _incident_detected(self, e: Any, position: int) -> PublicEvent:
         self._remember(e.originator_id, (e.tenant_id, e.project_id))
