@@ -62,7 +62,7 @@ _HIGHEST = "(SELECT MAX(position) FROM incidents WHERE project_id = :project_id)
 # is kept when reading anew starts after it.
 _SINCE = ("SELECT detected_at FROM incidents WHERE project_id = :project_id AND detected_at < :t0"
           " ORDER BY detected_at DESC LIMIT 1 OFFSET :back")
-_FROM = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id AND detected_at >= :since"
+_FROM = (f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id AND detected_at > :since"
          " ORDER BY detected_at LIMIT :more")
 _ALL = f"SELECT {_COLUMNS}, {_HIGHEST} FROM incidents WHERE project_id = :project_id ORDER BY detected_at LIMIT :more"
 _ADDED = (f"SELECT {_COLUMNS} FROM incidents WHERE project_id = :project_id AND position > :mark"
@@ -85,8 +85,8 @@ class RecentIncidents:
     SLACK = 1500  # kept before the latest incident's candidates, for lookups that come out of order
     CAP = 10_000  # incidents per project (~5 MB)
     # Incidents of all projects (~52 MB): more, and the least recently investigated go. Ten times
-    # CAP: projects with a backlog each, investigated in turn, must not push each other out (each
-    # would be read anew at its next lookup).
+    # CAP: up to ten projects with a backlog each, investigated in turn, do not push each other out
+    # (each would be read anew at its next lookup); more than ten do.
     REMEMBERED = 100_000
 
     def __init__(self, db: ReadDatabase) -> None:
