@@ -242,3 +242,34 @@ def test_an_investigator_further_behind_than_the_memory_holds_reads_each_stretch
         looking.check(target)
         assert len(recent._projects[looking.seeded.project].kept) <= 1000
     assert looking.lookups > 90 and looking.read == 0
+
+
+def test_with_more_projects_investigated_in_turn_than_fit_the_remembered_ones_stay(
+        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Five projects investigated in turn, room for about two. Each project pushed out since its last
+    # lookup used to be read anew at its next (count + SLACK rows and more, several times what the
+    # database reads to answer one lookup). Now a project gets a memory only if it was asked about
+    # more often lately than the one it would push out: two stay remembered and answer from
+    # memory, the other three's lookups read the database, and every answer is the definition's.
+    monkeypatch.setattr(RecentIncidents, "SLACK", 40)
+    monkeypatch.setattr(RecentIncidents, "REMEMBERED", 1300)
+    projects = [Looking(container, monkeypatch, most=700) for _ in range(5)]
+    shared = projects[0].gatherer  # one investigator: one memory, its database reads counted on projects[0]
+    stretches = 0
+    read_anew = shared.recent._read
+
+    def reading_anew(*args: Any) -> None:
+        nonlocal stretches
+        stretches += 1
+        read_anew(*args)
+
+    monkeypatch.setattr(shared.recent, "_read", reading_anew)
+    for looking in projects:
+        looking.gatherer = shared
+        looking.seed(600)
+    rounds = 8
+    for n in range(rounds):
+        for looking in projects:
+            looking.check(looking.mine()[560 + n])
+    assert stretches == 2 and len(shared.recent._projects) == 2
+    assert projects[0].read == 3 * rounds

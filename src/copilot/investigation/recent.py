@@ -88,11 +88,16 @@ class RecentIncidents:
     # CAP: up to ten projects with a backlog each, investigated in turn, do not push each other out
     # (each would be read anew at its next lookup); more than ten do.
     REMEMBERED = 100_000
+    # Lookups per project are counted, and the counts halved every AGING lookups: how often a
+    # project was asked about lately, which decides whether it may push another out (`_admit`).
+    AGING = 10_000
 
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
         self._projects: OrderedDict[UUID, _Project] = OrderedDict()
         self._lock = threading.Lock()
+        self._asked: dict[UUID, int] = {}
+        self._lookups = 0
 
     def before(self, project_id: UUID, t0: datetime, count: int) -> list[Candidate] | None:
         """The `count` incidents of the project detected most recently before `t0` (an incident
@@ -100,12 +105,15 @@ class RecentIncidents:
         of detection and, among equals, of descending id; None when some of them may be older than
         what is kept."""
         with self._lock:
+            self._count(project_id)
             project = self._projects.get(project_id)
+            held = sum(len(remembered.kept) for remembered in self._projects.values())
             if project is None:
+                if not self._admit(project_id, held + count + self.SLACK):
+                    return None
                 project = self._projects[project_id] = _Project()
             else:
                 self._projects.move_to_end(project_id)
-            held = sum(len(remembered.kept) for remembered in self._projects.values())
             while held > self.REMEMBERED and len(self._projects) > 1:
                 held -= len(self._projects.popitem(last=False)[1].kept)
         with project.lock:
@@ -124,6 +132,25 @@ class RecentIncidents:
                         and (project.below is None or t0 <= project.below))
             self._trim(project, count)
             return found if complete else None
+
+    def _count(self, project_id: UUID) -> None:
+        self._asked[project_id] = self._asked.get(project_id, 0) + 1
+        self._lookups += 1
+        if self._lookups >= self.AGING:
+            self._asked = {key: asked // 2 for key, asked in self._asked.items() if asked > 1}
+            self._lookups = 0
+
+    def _admit(self, project_id: UUID, held: int) -> bool:
+        """Whether a project not remembered gets a memory: while there is room, yes; when there is
+        none, only if it was asked about more often lately than the least recently investigated
+        project, which it would push out. Else the database answers. With more projects
+        investigated in turn than fit, each would otherwise push out the next and be read anew
+        (~2,000 rows) at its every lookup, four times the rows the database reads for one; this
+        way the ones remembered stay, and the rest read the database."""
+        if held <= self.REMEMBERED or not self._projects:
+            return True
+        oldest = next(iter(self._projects))
+        return self._asked.get(project_id, 0) > self._asked.get(oldest, 0)
 
     def _catch_up(self, project_id: UUID, project: _Project) -> bool:
         """Add what the log added since the last read; False when that is CAP or more (read anew)."""
