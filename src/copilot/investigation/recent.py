@@ -22,12 +22,13 @@ here; one that is caught up keeps ~2,000 incidents per project. (Kept as the pro
 2,000 instead, a burst of 10,000 incidents sent 86% of the backlog's lookups to the database.)
 
 Bounds: CAP incidents per project and REMEMBERED in all (about 520 bytes each), the least
-recently investigated projects forgotten first. Over CAP, what lies ahead of the latest incident
-asked about goes first (those detected from `below` on are not kept), then the oldest. So an
-investigator further behind a burst than CAP keeps the stretch it is working through, and reads
-the next stretch anew when its lookups pass `below`: ~CAP rows for every CAP - 2,000 lookups.
-(Keeping the newest CAP instead sent every lookup of a backlog that deep to the database.) A
-project's memory holds every incident detected after its oldest kept one and before `below`; an
+recently investigated projects forgotten first; when full, a project not remembered is let in only
+if it was asked about more often lately than the one it would push out (`_admit`). Over CAP,
+what lies ahead of the latest incident asked about goes first (those detected from `below` on are
+not kept), then the oldest. So an investigator further behind a burst than CAP keeps the stretch
+it is working through, and reads the next stretch anew when its lookups pass `below`: ~CAP rows
+for every CAP - 2,000 lookups. (Keeping the newest CAP instead sent every lookup of a backlog that
+deep to the database.) A project's memory holds every incident detected after its oldest kept one and before `below`; an
 investigation whose 500 candidates reach further back than that (an old incident investigated
 late, out of order) is answered `None`, and the caller reads the database as before.
 
