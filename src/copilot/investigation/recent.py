@@ -28,9 +28,10 @@ what lies ahead of the latest incident asked about goes first (those detected fr
 not kept), then the oldest. So an investigator further behind a burst than CAP keeps the stretch
 it is working through, and reads the next stretch anew when its lookups pass `below`: ~CAP rows
 for every CAP - 2,000 lookups. (Keeping the newest CAP instead sent every lookup of a backlog that
-deep to the database.) A project's memory holds every incident detected after its oldest kept one and before `below`; an
-investigation whose 500 candidates reach further back than that (an old incident investigated
-late, out of order) is answered `None`, and the caller reads the database as before.
+deep to the database.) A project's memory holds every incident detected after its oldest kept one
+and before `below`; an investigation whose 500 candidates reach further back than that (an old
+incident investigated late, out of order) is answered `None`, and the caller reads the database
+as before.
 
 An incident projected without a position (by a projector of a version before this column, during
 a rolling upgrade) is not caught up on: a project's memory sees it only when it is read anew.
@@ -110,7 +111,7 @@ class RecentIncidents:
             project = self._projects.get(project_id)
             held = sum(len(remembered.kept) for remembered in self._projects.values())
             if project is None:
-                if not self._admit(project_id, held + count + self.SLACK):
+                if not self._admit(project_id, would_hold=held + count + self.SLACK):
                     return None
                 project = self._projects[project_id] = _Project()
             else:
@@ -141,14 +142,14 @@ class RecentIncidents:
             self._asked = {key: asked // 2 for key, asked in self._asked.items() if asked > 1}
             self._lookups = 0
 
-    def _admit(self, project_id: UUID, held: int) -> bool:
+    def _admit(self, project_id: UUID, would_hold: int) -> bool:
         """Whether a project not remembered gets a memory: while there is room, yes; when there is
         none, only if it was asked about more often lately than the least recently investigated
         project, which it would push out. Else the database answers. With more projects
         investigated in turn than fit, each would otherwise push out the next and be read anew
         (~2,000 rows) at its every lookup, four times the rows the database reads for one; this
         way the ones remembered stay, and the rest read the database."""
-        if held <= self.REMEMBERED or not self._projects:
+        if would_hold <= self.REMEMBERED or not self._projects:
             return True
         oldest = next(iter(self._projects))
         return self._asked.get(project_id, 0) > self._asked.get(oldest, 0)
