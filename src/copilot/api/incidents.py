@@ -125,7 +125,7 @@ class IncidentsController(Controller):
             description=data.description, service_name=data.service_name, severity=data.severity,
             detected_at=data.detected_at,
         )
-        incident, position = await blocking(container.incident_commands.create, cmd)
+        incident, position = await container.incident_commands.create(cmd)
         # A new incident is exactly its one event, which is also all its read model holds: answer
         # from it, once the read models include it (so the next read sees it), without reading back.
         await read_your_writes(container, position)

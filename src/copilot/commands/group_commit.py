@@ -28,11 +28,12 @@ all day) fetches tuples instead of a dict per row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -52,12 +53,42 @@ RETRIES = 10  # like the library's own insert_events: connection errors are retr
 RETRY_WAIT = 0.2  # ... every 0.2 s, so a short outage is ridden out and a long one reported
 
 
-class _Append:
-    __slots__ = ("events", "future")
+_Result = Sequence[int] | BaseException  # a caller's positions, or why its events were not appended
 
-    def __init__(self, events: Sequence[StoredEvent]) -> None:
+
+class _Append:
+    """A caller's events and how to answer it: `answer` is called once, from the writer thread."""
+
+    __slots__ = ("answer", "events")
+
+    def __init__(self, events: Sequence[StoredEvent], answer: Callable[[_Result], None]) -> None:
         self.events = events
-        self.future: Future[Sequence[int]] = Future()
+        self.answer = answer
+
+
+def _settle_future(future: Future[Sequence[int]], result: _Result) -> None:
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def _settle_awaited(future: asyncio.Future[Sequence[int]], result: _Result) -> None:
+    if future.done():  # the caller was cancelled while waiting; its events stand all the same
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def _answer_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Sequence[int]]) -> Callable[[_Result], None]:
+    def answer(result: _Result) -> None:
+        try:
+            loop.call_soon_threadsafe(_settle_awaited, future, result)
+        except RuntimeError:  # the loop was closed meanwhile (shutdown): nobody is left to answer
+            log.debug("an append's caller's event loop closed before its answer")
+    return answer
 
 
 class GroupCommitRecorder(PostgresApplicationRecorder):
@@ -97,10 +128,24 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
             return ids
         if not stored_events:
             return []
+        future: Future[Sequence[int]] = Future()
+        self._submit(_Append(stored_events, lambda result: _settle_future(future, result)))
+        return future.result()
+
+    async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+        """`insert_events` for a coroutine: the writer answers the event loop directly, with no
+        worker thread waiting in between (a thread hop is ~60 us of CPU on uvloop, a tenth of a
+        create's in the API)."""
+        if not stored_events:
+            return []
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Sequence[int]] = loop.create_future()
+        self._submit(_Append(stored_events, _answer_on(loop, future)))
+        return await future
+
+    def _submit(self, request: _Append) -> None:
         self._ensure_writer()
-        request = _Append(stored_events)
         self._queue.put(request)
-        return request.future.result()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
@@ -177,25 +222,22 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
             except (InterfaceError, OperationalError) as error:
                 if attempt == RETRIES - 1:
                     for request in batch:
-                        request.future.set_exception(error)
+                        request.answer(error)
                     return
                 time.sleep(RETRY_WAIT)
             except Exception as error:  # every waiting caller must be answered
                 log.exception("group commit failed")
                 for request in batch:
-                    request.future.set_exception(error)
+                    request.answer(error)
                 return
             else:
                 self.batches += 1
                 self.appends += len(batch)
                 for request, result in zip(batch, results, strict=True):
-                    if isinstance(result, BaseException):
-                        request.future.set_exception(result)
-                    else:
-                        request.future.set_result(result)
+                    request.answer(result)
                 return
 
-    def _commit(self, batch: list[_Append], after_lost_connection: bool) -> list[Sequence[int] | BaseException]:
+    def _commit(self, batch: list[_Append], after_lost_connection: bool) -> list[_Result]:
         """One transaction for the whole batch; a per-caller result (ids or the conflict)."""
         with self.datastore.get_connection() as conn:
             landed: dict[int, list[int]] = {}
@@ -230,13 +272,13 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         return landed
 
     def _insert_all(self, curs: psycopg.Cursor[DictRow], batch: list[_Append],
-                    landed: dict[int, list[int]]) -> list[Sequence[int] | BaseException]:
+                    landed: dict[int, list[int]]) -> list[_Result]:
         events = [event for index, request in enumerate(batch) if index not in landed for event in request.events]
         try:
             ids = self._insert(curs, events) if events else []
         except psycopg.errors.UniqueViolation as error:
             raise _Conflict from error
-        results: list[Sequence[int] | BaseException] = []
+        results: list[_Result] = []
         start = 0
         for index, request in enumerate(batch):
             if index in landed:
@@ -247,8 +289,8 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         return results
 
     def _insert_each(self, conn: psycopg.Connection[DictRow], curs: psycopg.Cursor[DictRow],
-                     batch: list[_Append], landed: dict[int, list[int]]) -> list[Sequence[int] | BaseException]:
-        results: list[Sequence[int] | BaseException] = []
+                     batch: list[_Append], landed: dict[int, list[int]]) -> list[_Result]:
+        results: list[_Result] = []
         for index, request in enumerate(batch):
             if index in landed:
                 results.append(landed[index])

@@ -133,13 +133,25 @@ class ProjectsView:
     def role_enum(self, project_id: UUID, user_id: UUID) -> Role | None:
         """The user's role in the live project, None for a non-member (commands run this in worker
         threads: dict reads and writes are atomic, and a clear races with nothing but a store)."""
-        key = (project_id, user_id)
-        asked_at = time.monotonic()  # trusted from when it was asked, not from when it was answered
-        known = self._roles.get(key)
-        if known is not None and known[1] > asked_at:
-            return known[0]
-        forgotten = self._forgotten
-        role = self.role(project_id, user_id)
+        key, asked_at, forgotten = (project_id, user_id), time.monotonic(), self._forgotten
+        known = self._known(key, asked_at)
+        if known is not None:
+            return known
+        return self._remember(key, self.role(project_id, user_id), asked_at, forgotten)
+
+    async def arole_enum(self, project_id: UUID, user_id: UUID) -> Role | None:
+        """`role_enum` from a coroutine (a command that runs on the event loop), sharing its memory."""
+        key, asked_at, forgotten = (project_id, user_id), time.monotonic(), self._forgotten
+        known = self._known(key, asked_at)
+        if known is not None:
+            return known
+        return self._remember(key, await self.arole(project_id, user_id), asked_at, forgotten)
+
+    def _known(self, key: tuple[UUID, UUID], asked_at: float) -> Role | None:
+        known = self._roles.get(key)  # trusted from when it was asked, not from when it was answered
+        return known[0] if known is not None and known[1] > asked_at else None
+
+    def _remember(self, key: tuple[UUID, UUID], role: str | None, asked_at: float, forgotten: int) -> Role | None:
         if role is None:
             self._roles.pop(key, None)
             return None
