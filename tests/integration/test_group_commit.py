@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -99,6 +100,53 @@ def test_a_lost_race_fails_only_its_own_command(store: EventStore) -> None:
     assert sorted(outcomes.values()).count("won") == 1  # optimistic concurrency per aggregate holds
     assert len(store.positions_of(incident.id)) == 2
     assert len(others) == 8 and all(store.find(Tenant, other) is not None for other in others)
+
+
+def test_appends_from_an_event_loop_and_from_threads_share_commits_and_each_gets_its_own_answer(
+        store: EventStore) -> None:
+    # Create appends from the API's event loop (`append_new`), everything else from threads: the
+    # writer answers each caller where it waits, and one caller's lost race is its own.
+    recorder = store.recorder
+    assert isinstance(recorder, GroupCommitRecorder)
+    positions: dict[UUID, int] = {}
+
+    async def from_the_loop() -> list[str]:
+        async def one(n: int) -> None:
+            tenant = Tenant(name=f"loop {n}", slug=f"loop-{n}", registered_by=uuid4())
+            positions[tenant.id] = await store.append_new(tenant)
+
+        clash = Tenant(name="clash", slug="clash", registered_by=uuid4())
+        again = [store.app.mapper.to_stored_event(e) for e in clash.collect_events()]
+        first = await recorder.insert_events_async(again)  # then the same events once more, below
+        outcomes = await asyncio.gather(*(one(n) for n in range(40)), recorder.insert_events_async(again),
+                                        return_exceptions=True)
+        assert len(first) == 1
+        # A caller that stops waiting (its request cancelled) leaves its append to finish; the
+        # writer's answer to it is dropped, and everyone after it is answered as before.
+        gone = Tenant(name="gone", slug="gone", registered_by=uuid4())
+        waiting = asyncio.ensure_future(store.append_new(gone))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await one(40)
+        assert waiting.cancelled() and store.find(Tenant, gone.id) is not None
+        return [type(outcome).__name__ for outcome in outcomes if outcome is not None]
+
+    def from_threads(n: int) -> None:
+        for i in range(10):
+            tenant = Tenant(name=f"thread {n}-{i}", slug=f"thread-{n}-{i}", registered_by=uuid4())
+            positions[tenant.id] = store.append(tenant)
+
+    threads = threading.Thread(target=_in_threads, args=(4, from_threads))
+    threads.start()
+    failures = asyncio.run(from_the_loop())
+    threads.join(timeout=60)
+
+    assert failures == ["IntegrityError"]  # the clash's second append, and only it
+    assert len(positions) == 41 + 4 * 10
+    for tenant_id, position in positions.items():
+        assert store.positions_of(tenant_id) == {1: position}  # each answered with its own position
+        assert store.get(Tenant, tenant_id).name.startswith(("loop", "thread"))
+    assert recorder.batches < recorder.appends  # callers of both kinds really did share commits
 
 
 class CommitCutter:
