@@ -5,8 +5,6 @@ and across a restart of the server or of NATS."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.conftest import fresh_postgres_database
 from tests.e2e.api import Account, Users
 from tests.e2e.server import Server, assert_stops_cleanly, backend_env, free_port, start_server
+from tests.own_nats import own_nats
 
 DELIVERY_TIMEOUT = 5.0
 
@@ -145,27 +144,6 @@ def test_events_written_while_the_server_was_down_reach_a_resuming_client(backen
 @contextmanager
 def _no_database() -> Iterator[None]:
     yield None
-
-
-@contextmanager
-def own_nats(store: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                import socket as sockets
-
-                with sockets.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_commands_succeed_while_nats_is_down_and_events_flow_when_it_is_back(tmp_path: Path) -> None:

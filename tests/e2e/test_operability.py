@@ -20,7 +20,7 @@ from tests.conftest import fresh_postgres_database
 from tests.e2e.api import Users
 from tests.e2e.monitoring_tools import PROMETHEUS
 from tests.e2e.server import Server, assert_stops_cleanly, backend_env, free_port, start_server
-from tests.e2e.test_live_stream import own_nats
+from tests.own_nats import own_nats
 
 ROOT = Path(__file__).resolve().parents[2]
 
