@@ -101,3 +101,20 @@ def test_rows_sent_together_keep_every_value_as_written(db: PostgresReadDatabase
         assert got["made_at"] == row["at"] and got["state"] == "new"  # repeated placeholder, column default
     assert stored[odd[0]["id"]]["score"] != stored[odd[0]["id"]]["score"]  # NaN, not NULL
     assert stored[odd[1]["id"]]["score"] == float("inf")
+
+
+def test_a_lookup_planned_now_is_never_prepared_so_no_plan_outlives_the_table_it_was_made_for() -> None:
+    # psycopg prepares a statement on its fifth run on a connection, and PostgreSQL may then keep
+    # a generic plan made while a new table was small. `plan_now` lookups are planned at each run.
+    with fresh_postgres_database() as url:
+        db = PostgresReadDatabase(url, min_size=1, max_size=1)  # one connection: every run on it
+        try:
+            for _ in range(8):
+                db.fetch_one("SELECT 1 AS usual WHERE 1 = :x", {"x": 1})
+                assert db.fetch_one("SELECT 2 AS now WHERE 1 = :x", {"x": 1}, plan_now=True) == {"now": 2}
+                assert db.fetch_tuples("SELECT 3 WHERE 1 = :x", {"x": 1}, plan_now=True) == [(3,)]
+            prepared = [row["statement"] for row in db.fetch_all("SELECT statement FROM pg_prepared_statements")]
+        finally:
+            db.close()
+    assert any("AS usual" in statement for statement in prepared)  # what happens to the others
+    assert not any("AS now" in statement or "SELECT 3" in statement for statement in prepared)

@@ -195,7 +195,7 @@ class Gatherer:
             for key, category, claim in self.db.fetch_tuples(  # an incident's latest run's best confirmed cause
                     "SELECT CAST(incident_id AS TEXT), category, claim FROM hypotheses"
                     f" WHERE incident_id IN ({', '.join(':' + name for name in shown)})"
-                    " AND user_feedback = 'confirmed' ORDER BY run DESC, rank", shown):
+                    " AND user_feedback = 'confirmed' ORDER BY run DESC, rank", shown, plan_now=True):
                 causes.setdefault(key, (category, claim))
         ranked = []
         for score, detected_at, key, service, title in top:

@@ -506,7 +506,7 @@ class Investigator(LogFollower):
         row = self.db.fetch_one(
             "SELECT incident_id, run FROM hypotheses WHERE project_id = :project_id"
             " AND evidence_fingerprint = :key ORDER BY created_at DESC LIMIT 1",
-            {"project_id": project_id, "key": key},
+            {"project_id": project_id, "key": key}, plan_now=True,
         )
         if row is None:
             return None

@@ -40,11 +40,19 @@ class Transaction(Protocol):
 class ReadDatabase(Protocol):
     dialect: Literal["sqlite", "postgres"]
 
+    # plan_now: PostgreSQL plans the statement at each execution, for the tables as they are
+    # now. Otherwise psycopg prepares a statement on its fifth run on a connection, and
+    # PostgreSQL may keep the generic plan it made then until the table is next analyzed: made
+    # while a new table was small, it can scan and sort what an index would have found (the
+    # reuse lookup of hypotheses behind a burst on a new database: ~2 ms a call instead of
+    # 0.06). For the few lookups whose best plan turns with a table's size; planning costs
+    # PostgreSQL ~0.1 ms a call.
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
-    def fetch_one(self, sql: str, params: Params | None = None) -> Row | None: ...
+    def fetch_one(self, sql: str, params: Params | None = None, *, plan_now: bool = False) -> Row | None: ...
     # Rows as tuples, columns in the SELECT's order: for reads of hundreds of rows, where
     # building a dict per row is most of the cost.
-    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
+    def fetch_tuples(self, sql: str, params: Params | None = None, *,
+                     plan_now: bool = False) -> list[tuple[Any, ...]]: ...
     # The same reads from a coroutine: what a request needs on its way, without a thread hop
     # where the driver can do without one.
     async def afetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
@@ -118,10 +126,11 @@ class SQLiteReadDatabase:
     def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
         return _SQLiteTransaction(self._connection()).fetch_all(sql, params)
 
-    def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
-        return _SQLiteTransaction(self._connection()).fetch_one(sql, params)
+    def fetch_one(self, sql: str, params: Params | None = None, *, plan_now: bool = False) -> Row | None:
+        return _SQLiteTransaction(self._connection()).fetch_one(sql, params)  # SQLite plans each time anyway
 
-    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+    def fetch_tuples(self, sql: str, params: Params | None = None, *,
+                     plan_now: bool = False) -> list[tuple[Any, ...]]:
         cursor = self._connection().cursor()
         cursor.row_factory = None
         return cursor.execute(sql, params or {}).fetchall()
@@ -394,17 +403,18 @@ class PostgresReadDatabase:
             rows: list[Row] = cursor.fetchall()
             return rows
 
-    def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
+    def fetch_one(self, sql: str, params: Params | None = None, *, plan_now: bool = False) -> Row | None:
         with self.pool.connection() as conn:
-            cursor: Any = conn.execute(to_psycopg(sql), params or {})
+            cursor: Any = conn.execute(to_psycopg(sql), params or {}, prepare=False if plan_now else None)
             row: Row | None = cursor.fetchone()
             return row
 
-    def fetch_tuples(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+    def fetch_tuples(self, sql: str, params: Params | None = None, *,
+                     plan_now: bool = False) -> list[tuple[Any, ...]]:
         from psycopg.rows import tuple_row
 
         with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(to_psycopg(sql), params or {})
+            cur.execute(to_psycopg(sql), params or {}, prepare=False if plan_now else None)
             return cur.fetchall()
 
     async def _async_pool(self) -> Any:
