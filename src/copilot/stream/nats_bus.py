@@ -123,23 +123,45 @@ class NatsBus:
         awaits the library's window of unacknowledged publishes without a timeout task, and a
         batch of at most a few hundred never fills its 4,000 places), so the client's flusher runs
         once, after the last. With a timeout each publish yielded to the loop, the flusher wrote
-        every message by itself, and the write was a third of the relay's time."""
+        every message by itself, and the write was a third of the relay's time.
+
+        The sending is waited for, not cancelled into: nats-py swallows a cancellation while it
+        forces a flush (a batch past its 2 MiB buffer), so a timeout wrapped around the publishes
+        could be lost, and the relay would wait for ever on a NATS that takes bytes and answers
+        nothing. On a timeout the batch is given up (a send still under way may finish later;
+        Nats-Msg-Id makes the relay's retry harmless either way)."""
         await self._wait_ready(timeout=1.0)
         if not self.connected:
             raise ConnectionError("NATS is not connected")
         futures: list[asyncio.Future[Any]] = []
+        sending = asyncio.ensure_future(self._send(events, source, futures))
+        sending.add_done_callback(_retrieved)
         try:
-            async with asyncio.timeout(self.ack_timeout):
-                for event in events:
-                    futures.append(await self._js.publish_async(
-                        event.subject, self._encoder.encode(event),
-                        headers={"Nats-Msg-Id": f"{source}-{event.position}"}, wait_stall=None))
-                # Raises if any publish was not acknowledged; the relay then retries the batch
-                # and Nats-Msg-Id makes the retry harmless.
-                await asyncio.gather(*futures)
+            done, _ = await asyncio.wait({sending}, timeout=self.ack_timeout)
+        finally:
+            if not sending.done():
+                sending.cancel()
+                for future in futures:
+                    future.cancel()  # gives its place in the window back; a late acknowledgement is dropped
+        if not done:
+            await asyncio.sleep(0)  # the cancelled futures' callbacks give their places back first
+            raise TimeoutError(f"NATS did not acknowledge {len(events)} events within {self.ack_timeout} s")
+        sending.result()  # what the sending raised, if anything
+
+    async def _send(self, events: Sequence[PublicEvent], source: str, futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            for event in events:
+                futures.append(await self._js.publish_async(
+                    event.subject, self._encoder.encode(event),
+                    headers={"Nats-Msg-Id": f"{source}-{event.position}"}, wait_stall=None))
+            # Raises if any publish was not acknowledged; the relay then retries the batch and
+            # Nats-Msg-Id makes the retry harmless.
+            for outcome in await asyncio.gather(*futures, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
         except BaseException:
             for future in futures:
-                future.cancel()  # gives its place in the window back; a late acknowledgement is dropped
+                future.cancel()
             raise
 
     async def subscribe(self, handler: LiveHandler) -> None:
@@ -200,3 +222,9 @@ class NatsBus:
         finally:
             await subscription.unsubscribe()
         return events
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    """A batch's sending given up on may still end in an error; it was reported already."""
+    if not task.cancelled():
+        task.exception()
