@@ -66,7 +66,7 @@ class _Append:
         self.answer = answer
 
 
-def _settle_future(future: Future[Sequence[int]], result: _Result) -> None:
+def _settle(future: Future[Sequence[int]] | asyncio.Future[Sequence[int]], result: _Result) -> None:
     if isinstance(result, BaseException):
         future.set_exception(result)
     else:
@@ -74,12 +74,8 @@ def _settle_future(future: Future[Sequence[int]], result: _Result) -> None:
 
 
 def _settle_awaited(future: asyncio.Future[Sequence[int]], result: _Result) -> None:
-    if future.done():  # the caller was cancelled while waiting; its events stand all the same
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+    if not future.done():  # done: the caller was cancelled while waiting; its events stand all the same
+        _settle(future, result)
 
 
 def _answer_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Sequence[int]]) -> Callable[[_Result], None]:
@@ -129,7 +125,7 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         future: Future[Sequence[int]] = Future()
-        self._submit(_Append(stored_events, lambda result: _settle_future(future, result)))
+        self._submit(_Append(stored_events, lambda result: _settle(future, result)))
         return future.result()
 
     async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
